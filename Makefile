@@ -1,0 +1,32 @@
+# Fresh machine with Python 3.11: `make demo` or `make test`. Everything lives in .venv.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): requirements.txt requirements-ros.txt requirements-test.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt -r requirements-test.txt
+	@# rclpy and messages from PyPI wheels unless a ROS 2 distribution is sourced.
+	@if [ -z "$$ROS_DISTRO" ]; then $(PIP) install -q -r requirements-ros.txt; \
+	 else echo "ROS_DISTRO=$$ROS_DISTRO sourced: using its rclpy"; fi
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mmhpe-ros run --duration 20
+
+test: $(STAMP)
+	$(PY) -m pytest -q test
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

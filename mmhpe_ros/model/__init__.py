@@ -1,0 +1,1 @@
+"""The multi-modal pose model: encoders, fusion, head, checkpoints, balanced-learning tools."""

@@ -1,0 +1,1 @@
+"""Runtime core shared by bags and nodes: message codecs, time synchronisation. No rclpy here."""
