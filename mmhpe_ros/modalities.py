@@ -34,6 +34,15 @@ FRAMES_PER_SEQUENCE = 297
 ENVIRONMENTS: tuple[str, ...] = ("E01", "E02", "E03", "E04")
 SUBJECTS: tuple[str, ...] = tuple(f"S{i:02d}" for i in range(1, 41))
 ACTIONS: tuple[str, ...] = tuple(f"A{i:02d}" for i in range(1, 28))
+ACTION_NAMES: dict[str, str] = dict(zip(ACTIONS, (
+    "stretching and relaxing", "chest expanding horizontally", "chest expanding vertically",
+    "left side twist", "right side twist", "mark time", "left limb extension",
+    "right limb extension", "left front lunge", "right front lunge", "both upper limbs extension",
+    "squat", "raising left hand", "raising right hand", "left side lunge", "right side lunge",
+    "waving left hand", "waving right hand", "picking up things", "throwing toward left side",
+    "throwing toward right side", "kicking toward left direction", "kicking toward right direction",
+    "body extension to the left", "body extension to the right", "jumping up", "bowing",
+)))
 
 # WiFi CSI layout in MM-Fi: antennas x subcarriers x packets per frame.
 CSI_ANTENNAS = 3
