@@ -80,6 +80,7 @@ class Topics:
     mmwave_points: str = "radar/points"
     wifi_csi: str = "wifi/csi"
     ground_truth: str = "mmfi/ground_truth"
+    sequence: str = "mmfi/sequence"  # std_msgs/String "E01/S01/A01" at each sequence start
     # Model-ready features from the sensor nodes to the fusion node.
     features: str = "mmhpe/features"  # + "/<modality>"
     # Fusion outputs.

@@ -1,0 +1,73 @@
+"""Bring up the mmhpe_ros graph: bag replay (optional), the four sensor nodes and the fusion node.
+
+    ros2 launch mmhpe_ros fusion.launch.py                  # replays the bundled sample bag
+    ros2 launch mmhpe_ros fusion.launch.py replay:=false use_sim_time:=false modalities:='[rgb, lidar]'
+
+Parameters come from config/fusion.yaml; the arguments below override the few that differ per run.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "mmhpe_ros"
+
+
+def generate_launch_description() -> LaunchDescription:
+    namespace = LaunchConfiguration("namespace")
+    params_file = LaunchConfiguration("params_file")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    model_path = LaunchConfiguration("model_path")
+    modalities = LaunchConfiguration("modalities")
+    replay = LaunchConfiguration("replay")
+    bag = LaunchConfiguration("bag")
+
+    arguments = [
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+        DeclareLaunchArgument(
+            "params_file", default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "fusion.yaml"]),
+            description="ROS 2 parameter file for all nodes"),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="true",
+            description="follow /clock (true while replaying a bag; false with live sensors)"),
+        DeclareLaunchArgument(
+            "model_path", default_value="",
+            description="model weights (.safetensors, card beside it); empty: the package's default model"),
+        DeclareLaunchArgument(
+            "modalities", default_value="[rgb, lidar, mmwave, wifi]",
+            description="modalities to run and fuse, a YAML list of rgb, lidar, mmwave, wifi"),
+        DeclareLaunchArgument("replay", default_value="true", description="play a bag with the replayer node"),
+        DeclareLaunchArgument(
+            "bag", default_value="", description="bag (directory or .mcap) to replay; empty: the bundled sample bag"),
+    ]
+
+    def sensor_node(modality: str, executable: str) -> Node:
+        return Node(
+            package=PACKAGE, executable=executable, name=executable, output="screen",
+            parameters=[params_file, {"use_sim_time": use_sim_time}],
+            condition=IfCondition(PythonExpression(["'", modality, "' in '", modalities, "'"])),
+        )
+
+    nodes = [
+        Node(
+            package=PACKAGE, executable="replayer", name="replayer", output="screen",
+            parameters=[params_file, {"bag": ParameterValue(bag, value_type=str)}],
+            condition=IfCondition(replay),
+        ),
+        sensor_node("rgb", "camera_node"),
+        sensor_node("lidar", "lidar_node"),
+        sensor_node("mmwave", "mmwave_node"),
+        sensor_node("wifi", "wifi_node"),
+        Node(
+            package=PACKAGE, executable="fusion_node", name="fusion_node", output="screen",
+            parameters=[params_file, {
+                "use_sim_time": use_sim_time,
+                "model_path": ParameterValue(model_path, value_type=str),
+                "modalities": modalities,  # a YAML list, parsed by launch_ros
+            }],
+        ),
+    ]
+    return LaunchDescription([*arguments, GroupAction([PushRosNamespace(namespace), *nodes])])

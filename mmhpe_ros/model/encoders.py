@@ -1,0 +1,101 @@
+"""One encoder per modality: model-ready inputs (model/inputs.py) -> a (B, feature_dim) feature.
+
+Each encoder's ``forward`` takes the whole batched input dict and reads its own keys, so the
+radar encoder finds its point mask. No batch normalisation anywhere: absent modalities arrive as
+zeros and must not shift statistics shared across the batch.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.inputs import MMWAVE_MASK
+from mmhpe_ros.modalities import LIDAR_FIELDS, MMWAVE_FIELDS
+from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
+
+
+def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
+    """Linear layers with LayerNorm + ReLU between them (and after the last if asked)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2 or final_activation:
+            layers += [nn.LayerNorm(n_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class KeypointEncoder(nn.Module):
+    """2D keypoints (B, 17, 2) -> feature: an MLP on the flattened, image-normalised coordinates."""
+
+    def __init__(self, config: ModelConfig, key: str = "rgb") -> None:
+        super().__init__()
+        self.key = key
+        self.net = mlp([NUM_KEYPOINTS_2D * 2, 256, 256, config.feature_dim])
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        return self.net(inputs[self.key].flatten(1))
+
+
+class PointEncoder(nn.Module):
+    """Point set (B, N, C) [+ mask (B, N)] -> feature: PointNet shared MLP, masked max + mean pool."""
+
+    def __init__(self, config: ModelConfig, key: str, channels: int, mask_key: str | None = None) -> None:
+        super().__init__()
+        self.key, self.mask_key = key, mask_key
+        self.point_mlp = mlp([channels, 64, 128, 256], final_activation=True)
+        self.out = mlp([2 * 256, config.feature_dim])
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        per_point = self.point_mlp(inputs[self.key])  # (B, N, 256)
+        if self.mask_key is None:
+            pooled_max, pooled_mean = per_point.amax(dim=1), per_point.mean(dim=1)
+        else:
+            mask = inputs[self.mask_key].unsqueeze(-1)  # (B, N, 1) bool
+            # Features are >= 0 after ReLU, so 0 is a neutral fill for the max of an empty set.
+            pooled_max = per_point.masked_fill(~mask, 0.0).amax(dim=1)
+            count = mask.sum(dim=1).clamp(min=1)
+            pooled_mean = (per_point * mask).sum(dim=1) / count
+        return self.out(torch.cat([pooled_max, pooled_mean], dim=-1))
+
+
+class CsiEncoder(nn.Module):
+    """WiFi CSI (B, 2, 3, 114, 10) -> feature: amplitude and phase of the 3 antennas as 6 channels
+    of a subcarrier x packet image, a small conv net and global average pooling."""
+
+    def __init__(self, config: ModelConfig, key: str = "wifi") -> None:
+        super().__init__()
+        self.key = key
+
+        def block(n_in: int, n_out: int, pool: tuple[int, int] | None) -> list[nn.Module]:
+            layers: list[nn.Module] = [
+                nn.Conv2d(n_in, n_out, kernel_size=(5, 3), padding=(2, 1)),
+                nn.GroupNorm(8, n_out),
+                nn.ReLU(inplace=True),
+            ]
+            return layers + ([nn.MaxPool2d(pool)] if pool else [])
+
+        self.conv = nn.Sequential(
+            *block(6, 32, (2, 1)), *block(32, 64, (2, 2)), *block(64, 128, None),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.out = mlp([128, config.feature_dim])
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        csi = inputs[self.key]
+        return self.out(self.conv(csi.flatten(1, 2)))  # (B, 6, 114, 10)
+
+
+def build_encoder(modality: str, config: ModelConfig) -> nn.Module:
+    """The encoder suited to ``modality``."""
+    if modality == "rgb":
+        return KeypointEncoder(config)
+    if modality == "lidar":
+        return PointEncoder(config, "lidar", len(LIDAR_FIELDS))
+    if modality == "mmwave":
+        return PointEncoder(config, "mmwave", len(MMWAVE_FIELDS), mask_key=MMWAVE_MASK)
+    if modality == "wifi":
+        return CsiEncoder(config)
+    raise ValueError(f"no encoder for modality {modality!r}")

@@ -1,0 +1,115 @@
+"""replayer: plays an MM-Fi bag as live topics with its original timing, and publishes /clock.
+
+Every topic of the bag is published (sensor streams with the sensor-data QoS, ground truth
+reliable) under the node's namespace, as raw serialized bytes: nothing is deserialised on the way.
+The timing logic is :class:`mmhpe_ros.runtime.replay.BagPlayer`; this node only wires it to rclpy.
+``rate`` and ``paused`` can be changed at run time (``ros2 param set /replayer paused true``).
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock as ClockMsg
+
+from mmhpe_ros.modalities import SENSOR_TOPICS, TOPICS
+from mmhpe_ros.nodes.messages import to_stamp
+from mmhpe_ros.nodes.spin import spin_node
+from mmhpe_ros.runtime.bag_source import SAMPLE_BAG, BagSource
+from mmhpe_ros.runtime.replay import BagPlayer
+
+SENSOR_DATA_TOPICS = frozenset(SENSOR_TOPICS.values()) | {TOPICS.camera_image, TOPICS.camera_info}
+CLOCK_QOS = QoSProfile(depth=1)  # reliable: matches best-effort time sources (rclpy, rclcpp) and reliable ones
+
+
+class Replayer(Node):
+    """Publishes a bag's messages at their recorded times (scaled by ``rate``) and /clock."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("replayer", **kwargs)
+        bag = self._declare("bag", "", "bag directory or .mcap file to play; empty: the bundled sample bag")
+        rate = self._declare("rate", 1.0, "playback speed factor (2.0 = twice real time); settable at run time")
+        loop = self._declare("loop", False, "restart from start_offset after the last message")
+        offset = self._declare("start_offset", 0.0, "seconds into the bag where playback starts")
+        paused = self._declare("paused", False, "pause/resume playback; settable at run time")
+        delay = self._declare("delay", 1.0, "seconds to wait before the first message (lets subscribers match)")
+        clock_hz = self._declare("clock_frequency", 100.0, "/clock messages per wall second; 0 disables /clock")
+
+        self.source = BagSource(bag or SAMPLE_BAG)
+        self._bag_publishers = {
+            topic: self.create_publisher(
+                _message_class(msgtype), topic.lstrip("/"),
+                qos_profile_sensor_data if topic.lstrip("/") in SENSOR_DATA_TOPICS else 10)
+            for topic, msgtype in self.source.topics.items()
+        }
+        self.player = BagPlayer(
+            self.source.read, self.source.start_ns, self.source.end_ns,
+            lambda topic, data: self._bag_publishers[topic].publish(data),
+            rate=rate, start_offset_s=offset, loop=loop, paused=paused,
+        )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # independent of use_sim_time and of our own /clock
+        if clock_hz > 0:
+            self._clock_publisher = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
+            self.create_timer(1.0 / clock_hz, self._publish_clock, clock=steady)
+        self._thread = threading.Thread(target=self._play, name="bag_player", daemon=True)
+        self._start_timer = self.create_timer(max(delay, 1e-3), self._start, clock=steady)
+        self.get_logger().info(
+            f"playing {self.source.path} ({self.source.message_count} messages, "
+            f"{(self.source.end_ns - self.source.start_ns) / 1e9:.1f} s, {len(self._bag_publishers)} topics) at x{rate}")
+
+    def destroy_node(self) -> None:
+        self.player.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self.source.close()
+        super().destroy_node()
+
+    def _declare(self, name: str, default, description: str):
+        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+    def _start(self) -> None:
+        self._start_timer.cancel()
+        self._thread.start()
+
+    def _play(self) -> None:
+        try:
+            self.player.run()
+        except Exception as error:  # the thread must not die silently
+            self.get_logger().error(f"replay of {self.source.path} failed: {error}")
+            return
+        if not self.player.stopped:
+            self.player.pause()  # freeze /clock at the end of the bag
+            self.get_logger().info(f"finished: {self.player.published} messages published")
+
+    def _publish_clock(self) -> None:
+        self._clock_publisher.publish(ClockMsg(clock=to_stamp(self.player.bag_now())))
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name == "rate":
+                if not parameter.value > 0:
+                    return SetParametersResult(successful=False, reason="rate must be > 0")
+                self.player.set_rate(parameter.value)
+            elif parameter.name == "paused":
+                self.player.pause() if parameter.value else self.player.resume()
+        return SetParametersResult(successful=True)
+
+
+def _message_class(msgtype: str) -> type:
+    """'sensor_msgs/msg/PointCloud2' -> the rclpy message class."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(Replayer, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,550 @@
+"""Arrays <-> ROS messages: point sets as PointCloud2, CSI packets as Image, joints as PoseArray.
+
+Plain numpy, no rclpy import. Works on rosbags message dataclasses and on rclpy message classes
+alike:
+
+* decoders are duck-typed on the message's attribute names (``header``, ``height``, ``width``,
+  ``fields``, ``point_step``, ``row_step``, ``data``, ``is_bigendian``, ``encoding``, ``step``,
+  ``poses``), so any object shaped like the ROS message decodes;
+* encoders build messages through a :class:`MessageTypes` adapter, made by :func:`rosbags_types`
+  (a rosbags typestore) or :func:`rclpy_types` (the rclpy message packages), whose classes are
+  called with keyword arguments only.
+
+Decoders read fields by name, datatype and offset (never assumed offsets), honour ``point_step``,
+``row_step``, ``height`` x ``width``, ``count`` and ``is_bigendian``, and return numpy views of
+the message buffer where the layout allows. Encoders keep the source dtype (float64 arrays become
+FLOAT64 fields or ``64FC2`` images, float32 ones FLOAT32 / ``32FC2``), so a round trip is
+bit-identical, NaN and inf included. Bad input raises :class:`CodecError` saying what is wrong.
+"""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+NS_PER_S = 1_000_000_000
+
+
+class CodecError(ValueError):
+    """A message or array that cannot be encoded or decoded as asked; the text says why."""
+
+
+# sensor_msgs/PointField datatype constants -> element type (byte order applied per message).
+POINT_FIELD_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype(np.int8),  # INT8
+    2: np.dtype(np.uint8),  # UINT8
+    3: np.dtype(np.int16),  # INT16
+    4: np.dtype(np.uint16),  # UINT16
+    5: np.dtype(np.int32),  # INT32
+    6: np.dtype(np.uint32),  # UINT32
+    7: np.dtype(np.float32),  # FLOAT32
+    8: np.dtype(np.float64),  # FLOAT64
+}
+_DATATYPE_OF_KIND: dict[tuple[str, int], int] = {
+    (dtype.kind, dtype.itemsize): datatype for datatype, dtype in POINT_FIELD_DTYPES.items()
+}
+
+# Field names that mean the same thing across drivers; the first name of a group is ours.
+# A request for any name of a group accepts the others (the requested name is tried first).
+FIELD_ALIASES: tuple[tuple[str, ...], ...] = (
+    ("velocity", "doppler", "v_r"),
+    ("intensity", "snr", "power"),
+)
+
+# sensor_msgs/Image encodings of a CSI packet: two channels (amplitude, phase) per element.
+CSI_ENCODINGS: dict[str, np.dtype] = {
+    "64FC2": np.dtype(np.float64),
+    "32FC2": np.dtype(np.float32),
+}
+
+_UINT32_MAX = 2**32 - 1
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Message classes: rosbags dataclasses or rclpy classes behind one adapter
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageTypes:
+    """The message classes the encoders build, called with keyword arguments only.
+
+    ``uint8_sequence`` turns a contiguous uint8 array into the value a ``uint8[]`` field takes
+    (a uint8 ndarray for rosbags, an ``array.array('B')`` for rclpy, its fast setter path).
+    """
+
+    Time: Callable[..., Any]
+    Header: Callable[..., Any]
+    String: Callable[..., Any]
+    PointField: Callable[..., Any]
+    PointCloud2: Callable[..., Any]
+    Image: Callable[..., Any]
+    Point: Callable[..., Any]
+    Quaternion: Callable[..., Any]
+    Pose: Callable[..., Any]
+    PoseArray: Callable[..., Any]
+    uint8_sequence: Callable[[np.ndarray], Any]
+
+
+def rosbags_types(typestore: Any = None) -> MessageTypes:
+    """Message classes of a rosbags typestore (default: ``Stores.ROS2_KILTED``)."""
+    if typestore is None:
+        from rosbags.typesys import Stores, get_typestore
+
+        typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    return MessageTypes(
+        Time=types["builtin_interfaces/msg/Time"],
+        Header=types["std_msgs/msg/Header"],
+        String=types["std_msgs/msg/String"],
+        PointField=types["sensor_msgs/msg/PointField"],
+        PointCloud2=types["sensor_msgs/msg/PointCloud2"],
+        Image=types["sensor_msgs/msg/Image"],
+        Point=types["geometry_msgs/msg/Point"],
+        Quaternion=types["geometry_msgs/msg/Quaternion"],
+        Pose=types["geometry_msgs/msg/Pose"],
+        PoseArray=types["geometry_msgs/msg/PoseArray"],
+        uint8_sequence=lambda data: np.array(data, dtype=np.uint8, copy=True),
+    )
+
+
+def rclpy_types() -> MessageTypes:
+    """Message classes of the rclpy message packages (imported here, on first use)."""
+    from builtin_interfaces.msg import Time
+    from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion
+    from sensor_msgs.msg import Image, PointCloud2, PointField
+    from std_msgs.msg import Header, String
+
+    return MessageTypes(
+        Time=Time, Header=Header, String=String, PointField=PointField, PointCloud2=PointCloud2,
+        Image=Image, Point=Point, Quaternion=Quaternion, Pose=Pose, PoseArray=PoseArray,
+        uint8_sequence=_uint8_array,
+    )
+
+
+def _uint8_array(data: np.ndarray) -> array.array:
+    """``array.array('B')`` holding a copy of ``data``'s bytes (one memcpy, no Python loop)."""
+    out = array.array("B")
+    out.frombytes(memoryview(np.ascontiguousarray(data, dtype=np.uint8)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Stamps and headers
+# ---------------------------------------------------------------------------------------------
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """``builtin_interfaces/Time`` (``sec``, ``nanosec``) -> integer nanoseconds."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp(types: MessageTypes, ns: int) -> Any:
+    """Integer nanoseconds -> ``builtin_interfaces/Time``; rejects times outside int32 seconds."""
+    sec, nanosec = divmod(int(ns), NS_PER_S)
+    if not _INT32_MIN <= sec <= _INT32_MAX:
+        raise CodecError(f"stamp {ns} ns does not fit builtin_interfaces/Time (int32 seconds)")
+    return types.Time(sec=sec, nanosec=nanosec)
+
+
+def make_header(types: MessageTypes, stamp_ns: int, frame_id: str) -> Any:
+    """``std_msgs/Header`` at ``stamp_ns`` in ``frame_id``."""
+    return types.Header(stamp=ns_to_stamp(types, stamp_ns), frame_id=frame_id)
+
+
+def header_stamp_ns(msg: Any) -> int:
+    """Stamp of a message with a ``header``, in nanoseconds."""
+    return stamp_to_ns(msg.header.stamp)
+
+
+# ---------------------------------------------------------------------------------------------
+# PointCloud2
+# ---------------------------------------------------------------------------------------------
+
+
+def _byte_buffer(data: Any, what: str) -> np.ndarray:
+    """The ``uint8[]`` field of a message as a 1-D uint8 array, without copying when possible."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise CodecError(f"{what}: data must be a 1-D uint8 array, got {data.dtype} {data.shape}")
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview, array.array)):
+        if isinstance(data, array.array) and data.typecode not in "Bb":
+            raise CodecError(f"{what}: data array has typecode {data.typecode!r}, expected 'B'")
+        return np.frombuffer(data, dtype=np.uint8)
+    if isinstance(data, (list, tuple)):
+        return np.asarray(data, dtype=np.uint8)
+    raise CodecError(f"{what}: data of type {type(data).__name__} is not a byte sequence")
+
+
+def _alias_candidates(name: str) -> tuple[str, ...]:
+    """Names accepted for a requested field: the name itself, then its aliases."""
+    for group in FIELD_ALIASES:
+        if name in group:
+            return (name, *(other for other in group if other != name))
+    return (name,)
+
+
+class _Field(NamedTuple):
+    """One PointField, validated: element type (with the message's byte order), offset, count."""
+
+    dtype: np.dtype
+    offset: int
+    count: int
+
+
+def _cloud_fields(msg: Any) -> dict[str, _Field]:
+    """Validated fields of a PointCloud2 by name."""
+    order = ">" if msg.is_bigendian else "<"
+    point_step = int(msg.point_step)
+    fields: dict[str, _Field] = {}
+    for field in msg.fields:
+        name = field.name
+        if name in fields:
+            raise CodecError(f"PointCloud2: field {name!r} listed twice")
+        datatype, offset, count = int(field.datatype), int(field.offset), int(field.count)
+        if datatype not in POINT_FIELD_DTYPES:
+            raise CodecError(
+                f"PointCloud2: field {name!r} has unknown datatype {datatype} "
+                f"(expected one of {sorted(POINT_FIELD_DTYPES)})"
+            )
+        if count < 1:
+            raise CodecError(f"PointCloud2: field {name!r} has count {count}, expected >= 1")
+        dtype = POINT_FIELD_DTYPES[datatype].newbyteorder(order)
+        end = offset + dtype.itemsize * count
+        if offset < 0 or end > point_step:
+            raise CodecError(
+                f"PointCloud2: field {name!r} spans bytes {offset}..{end} "
+                f"but point_step is {point_step}"
+            )
+        fields[name] = _Field(dtype, offset, count)
+    return fields
+
+
+def _check_cloud_size(msg: Any, buffer: np.ndarray) -> tuple[int, int, int, int]:
+    """Validated (height, width, point_step, row_step) of a PointCloud2 against its data."""
+    height, width = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    if height < 0 or width < 0:
+        raise CodecError(f"PointCloud2: negative size {height} x {width}")
+    if height * width > _UINT32_MAX:
+        raise CodecError(f"PointCloud2: width*height = {width}*{height} overflows uint32")
+    if height * width and point_step <= 0:
+        raise CodecError(f"PointCloud2: point_step is {point_step} for {width * height} points")
+    if row_step < width * point_step:
+        raise CodecError(
+            f"PointCloud2: row_step {row_step} < width*point_step = {width}*{point_step}"
+        )
+    if buffer.size != row_step * height:
+        raise CodecError(
+            f"PointCloud2: data has {buffer.size} bytes, expected row_step*height = "
+            f"{row_step}*{height} = {row_step * height}"
+        )
+    return height, width, point_step, row_step
+
+
+def _resolve_fields(
+    available: Mapping[str, _Field], names: Sequence[str] | None
+) -> list[tuple[str, _Field]]:
+    """(requested name, the message's field) for each requested name; all fields when None."""
+    if names is None:
+        return list(available.items())
+    if isinstance(names, str):
+        raise CodecError(f"field names must be a sequence of names, got the string {names!r}")
+    if len(set(names)) != len(names):
+        raise CodecError(f"field names requested twice: {list(names)}")
+    resolved = []
+    for name in names:
+        found = next((c for c in _alias_candidates(name) if c in available), None)
+        if found is None:
+            accepted = " / ".join(_alias_candidates(name))
+            raise CodecError(f"PointCloud2: no field {accepted!r}; the message has {list(available)}")
+        resolved.append((name, available[found]))
+    return resolved
+
+
+def _decode_layout(
+    msg: Any, fields: Sequence[str] | None
+) -> tuple[np.ndarray, tuple[int, int, int, int], list[tuple[str, _Field]]]:
+    """Validated buffer, (height, width, point_step, row_step) and selected fields of a cloud."""
+    buffer = _byte_buffer(msg.data, "PointCloud2")
+    size = _check_cloud_size(msg, buffer)
+    return buffer, size, _resolve_fields(_cloud_fields(msg), fields)
+
+
+def _structured_view(
+    buffer: np.ndarray, size: tuple[int, int, int, int], selected: list[tuple[str, _Field]],
+) -> np.ndarray:
+    """Structured (height * width,) array of the selected fields over ``buffer``."""
+    height, width, point_step, row_step = size
+    dtype = np.dtype({
+        "names": [name for name, _ in selected],
+        "formats": [f.dtype if f.count == 1 else (f.dtype, (f.count,)) for _, f in selected],
+        "offsets": [f.offset for _, f in selected],
+        "itemsize": point_step,
+    })
+    if height * width == 0:
+        return np.empty(0, dtype=dtype)
+    grid = np.ndarray((height, width), dtype=dtype, buffer=buffer, strides=(row_step, point_step))
+    return grid.reshape(-1)
+
+
+def read_points(msg: Any, fields: Sequence[str] | None = None) -> np.ndarray:
+    """Decode a PointCloud2 into a structured array of shape (height * width,).
+
+    ``fields`` selects fields by name (aliases accepted, see :data:`FIELD_ALIASES`); the result's
+    field names are the requested ones, with the message's datatype, byte order and ``count``
+    (count > 1 gives a sub-array field). All fields when ``fields`` is None.
+    The result is a view of the message buffer when rows are unpadded (``row_step ==
+    width * point_step``), otherwise a copy; it may be read-only.
+
+    Raises :class:`CodecError` for a missing field, an unknown datatype, a repeated field name,
+    a field outside ``point_step``, ``row_step`` shorter than a row, data length !=
+    ``row_step * height`` or ``width * height`` beyond uint32.
+    """
+    buffer, size, selected = _decode_layout(msg, fields)
+    return _structured_view(buffer, size, selected)
+
+
+def read_points_array(
+    msg: Any, fields: Sequence[str], dtype: DTypeLike | None = None
+) -> np.ndarray:
+    """Decode the named fields of a PointCloud2 into a plain (N, k) array, N = height * width.
+
+    Columns follow ``fields`` (aliases accepted); a field with ``count`` c gives c columns.
+    ``dtype`` None keeps the fields' common type (FLOAT64 fields give float64, bit-identical to
+    what was encoded); values are in native byte order. When the fields are adjacent in that
+    order, of one native-endian datatype, rows are unpadded and the dtype matches, the result is
+    a zero-copy strided view of the buffer (possibly read-only).
+
+    Raises :class:`CodecError` as :func:`read_points` does, and for an empty ``fields``.
+    """
+    if not fields:
+        raise CodecError("read_points_array needs at least one field name")
+    buffer, size, selected = _decode_layout(msg, fields)
+    height, width, point_step, row_step = size
+    counts = [f.count for _, f in selected]
+    columns = sum(counts)
+    common = np.result_type(*(f.dtype.newbyteorder("=") for _, f in selected))
+    out_dtype = common if dtype is None else np.dtype(dtype)
+    points = height * width
+    if points == 0:
+        return np.empty((0, columns), dtype=out_dtype)
+
+    first, start = selected[0][1].dtype, selected[0][1].offset
+    column_offsets = start + first.itemsize * np.cumsum([0] + counts[:-1])
+    adjacent = all(
+        f.dtype == first and f.offset == expected for (_, f), expected in zip(selected, column_offsets)
+    )
+    if adjacent:  # one strided view over every column at once
+        view = np.ndarray(
+            (height, width, columns), dtype=first, buffer=buffer, offset=start,
+            strides=(row_step, point_step, first.itemsize),
+        ).reshape(points, columns)
+        return view.astype(out_dtype, copy=False)
+
+    structured = _structured_view(buffer, size, selected)
+    out = np.empty((points, columns), dtype=out_dtype)
+    column = 0
+    for (name, _), count in zip(selected, counts):
+        out[:, column:column + count] = structured[name].reshape(points, count)
+        column += count
+    return out
+
+
+def _datatype_dtype(datatype: int) -> np.dtype:
+    if datatype not in POINT_FIELD_DTYPES:
+        raise CodecError(
+            f"unknown PointField datatype {datatype} (expected one of {sorted(POINT_FIELD_DTYPES)})"
+        )
+    return POINT_FIELD_DTYPES[datatype]
+
+
+def _datatype_of(dtype: np.dtype, name: str) -> int:
+    datatype = _DATATYPE_OF_KIND.get((dtype.kind, dtype.itemsize))
+    if datatype is None:
+        raise CodecError(
+            f"field {name!r}: dtype {dtype} has no PointField datatype "
+            "(int8/16/32, uint8/16/32, float32/64)"
+        )
+    return datatype
+
+
+def _named_columns(
+    points: np.ndarray | Mapping[str, Any], names: Sequence[str] | None, cast: np.dtype | None
+) -> tuple[list[str], list[np.ndarray]]:
+    """Field names and their (N,) or (N, count) columns from a mapping or structured array."""
+    if isinstance(points, Mapping):
+        if names is not None:
+            raise CodecError("give field names as the mapping's keys or as names, not both")
+        names = list(points)
+    elif names is None:
+        names = list(points.dtype.names)
+    columns = [np.asarray(points[name], dtype=cast) for name in names]
+    for name, column in zip(names, columns):
+        if column.ndim not in (1, 2):
+            raise CodecError(f"column {name!r} must be (N,) or (N, count), got {column.shape}")
+    lengths = {len(column) for column in columns}
+    if len(lengths) > 1:
+        raise CodecError(f"point columns differ in length: {dict(zip(names, map(len, columns)))}")
+    return list(names), columns
+
+
+def create_points(
+    types: MessageTypes, header: Any, points: np.ndarray | Mapping[str, Any],
+    names: Sequence[str] | None = None, datatype: int | None = None,
+) -> Any:
+    """Build an unorganised PointCloud2 (height 1, width N) of packed little-endian fields.
+
+    ``points`` is an (N, k) array with ``names`` (k field names), a structured array (its
+    fields, or the subset ``names``), or a mapping of field name -> (N,) or (N, count) column.
+    Each field keeps its column's dtype, or takes ``datatype`` (a PointField constant, e.g. 8
+    for FLOAT64) when given. Fields are laid out in the given order without padding.
+    ``is_dense`` is False when any floating value is NaN or +-inf.
+
+    Raises :class:`CodecError` for a dtype without a PointField datatype (e.g. int64, bool),
+    an unknown ``datatype``, repeated names, a names/columns mismatch or columns of different
+    lengths.
+    """
+    cast = None if datatype is None else _datatype_dtype(datatype)
+    if isinstance(points, Mapping) or getattr(getattr(points, "dtype", None), "names", None):
+        names, columns = _named_columns(points, names, cast)
+        matrix = None
+    else:
+        matrix = np.asarray(points, dtype=cast)
+        if matrix.ndim != 2:
+            raise CodecError(f"points must be an (N, k) array, got shape {matrix.shape}")
+        if names is None or isinstance(names, str) or len(names) != matrix.shape[1]:
+            raise CodecError(f"points have {matrix.shape[1]} columns but names are {names!r}")
+        names, columns = list(names), [matrix[:, j] for j in range(matrix.shape[1])]
+    if len(set(names)) != len(names):
+        raise CodecError(f"field names repeat: {names}")
+
+    formats, point_fields, offset = [], [], 0
+    for name, column in zip(names, columns):
+        element = column.dtype.newbyteorder("<")
+        count = 1 if column.ndim == 1 else column.shape[1]
+        point_fields.append(types.PointField(
+            name=name, offset=offset, datatype=_datatype_of(column.dtype, name), count=count,
+        ))
+        formats.append(element if count == 1 else (element, (count,)))
+        offset += element.itemsize * count
+    point_step, width = offset, (len(columns[0]) if columns else 0)
+
+    if matrix is not None:  # one dtype, k columns: the packed layout is the C-order matrix
+        packed = np.ascontiguousarray(matrix, dtype=matrix.dtype.newbyteorder("<"))
+        dense = matrix.dtype.kind != "f" or bool(np.isfinite(matrix).all())
+    else:
+        packed = np.empty(width, dtype=np.dtype({
+            "names": names, "formats": formats,
+            "offsets": [field.offset for field in point_fields], "itemsize": point_step,
+        }))
+        for name, column in zip(names, columns):
+            packed[name] = column
+        dense = all(bool(np.isfinite(c).all()) for c in columns if c.dtype.kind == "f")
+    return types.PointCloud2(
+        header=header, height=1, width=width, fields=point_fields, is_bigendian=False,
+        point_step=point_step, row_step=point_step * width,
+        data=types.uint8_sequence(packed.reshape(-1).view(np.uint8)), is_dense=dense,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CSI packets as sensor_msgs/Image
+# ---------------------------------------------------------------------------------------------
+
+
+def create_csi_packet(
+    types: MessageTypes, header: Any, amplitude: np.ndarray, phase: np.ndarray
+) -> Any:
+    """One CSI packet as a two-channel float ``sensor_msgs/Image``.
+
+    ``amplitude`` and ``phase`` are (antennas, subcarriers) arrays (MM-Fi: (3, 114)) of one
+    float dtype: rows = antennas (``height``), columns = subcarriers (``width``), channels
+    interleaved (amplitude, phase); ``64FC2`` for float64, ``32FC2`` for float32;
+    little-endian, ``step = width * 2 * itemsize``.
+
+    Raises :class:`CodecError` for shapes that differ or are not 2-D, or a non-float dtype.
+    """
+    amplitude, phase = np.asarray(amplitude), np.asarray(phase)
+    if amplitude.ndim != 2 or amplitude.shape != phase.shape:
+        raise CodecError(
+            f"CSI amplitude and phase must be equal (antennas, subcarriers) arrays, "
+            f"got {amplitude.shape} and {phase.shape}"
+        )
+    dtype = np.result_type(amplitude, phase)
+    encoding = next((name for name, d in CSI_ENCODINGS.items() if d == dtype), None)
+    if encoding is None:
+        raise CodecError(f"CSI arrays must be float32 or float64, got {dtype}")
+    height, width = amplitude.shape
+    pixels = np.stack([amplitude, phase], axis=-1).astype(dtype.newbyteorder("<"), copy=False)
+    return types.Image(
+        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
+        step=width * 2 * dtype.itemsize,
+        data=types.uint8_sequence(np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)),
+    )
+
+
+def read_csi_packet(msg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a CSI Image into (amplitude, phase), each (height, width) in the encoding's dtype.
+
+    Honours ``step`` (row padding) and ``is_bigendian``; results are native-endian, views of the
+    buffer where possible (possibly read-only). Raises :class:`CodecError` for an encoding other
+    than those of :data:`CSI_ENCODINGS`, ``step`` shorter than a row, or data length !=
+    ``step * height``.
+    """
+    encoding = msg.encoding
+    if encoding not in CSI_ENCODINGS:
+        raise CodecError(f"CSI Image: encoding {encoding!r}, expected one of {list(CSI_ENCODINGS)}")
+    element = CSI_ENCODINGS[encoding].newbyteorder(">" if msg.is_bigendian else "<")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    buffer = _byte_buffer(msg.data, "CSI Image")
+    if height < 0 or width < 0:
+        raise CodecError(f"CSI Image: negative size {height} x {width}")
+    if step < width * 2 * element.itemsize:
+        raise CodecError(
+            f"CSI Image: step {step} < width*2*{element.itemsize} = {width * 2 * element.itemsize}"
+        )
+    if buffer.size != step * height:
+        raise CodecError(
+            f"CSI Image: data has {buffer.size} bytes, expected step*height = "
+            f"{step}*{height} = {step * height}"
+        )
+    if height * width == 0:
+        empty = np.empty((height, width), dtype=element.newbyteorder("="))
+        return empty, empty.copy()
+    pixels = np.ndarray(
+        (height, width, 2), dtype=element, buffer=buffer,
+        strides=(step, 2 * element.itemsize, element.itemsize),
+    ).astype(element.newbyteorder("="), copy=False)
+    return pixels[..., 0], pixels[..., 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Joints as geometry_msgs/PoseArray
+# ---------------------------------------------------------------------------------------------
+
+
+def create_pose_array(types: MessageTypes, header: Any, joints: np.ndarray) -> Any:
+    """(J, 3) joint positions -> ``geometry_msgs/PoseArray`` with identity orientations."""
+    joints = np.asarray(joints)
+    if joints.ndim != 2 or joints.shape[1] != 3:
+        raise CodecError(f"joints must be (J, 3), got {joints.shape}")
+    poses = [
+        types.Pose(
+            position=types.Point(x=x, y=y, z=z),
+            orientation=types.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
+        )
+        for x, y, z in joints.astype(np.float64).tolist()
+    ]
+    return types.PoseArray(header=header, poses=poses)
+
+
+def read_pose_array(msg: Any, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """``geometry_msgs/PoseArray`` -> (J, 3) positions (orientations are ignored)."""
+    positions = [(p.position.x, p.position.y, p.position.z) for p in msg.poses]
+    return np.array(positions, dtype=np.float64).reshape(len(positions), 3).astype(dtype)

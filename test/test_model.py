@@ -1,0 +1,263 @@
+"""Model inputs, PoseModel with any subset of modalities, modality dropout, checkpoints."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mmhpe_ros.model.checkpoint import CheckpointError, card_path, load_model, save_model
+from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.fusion import modality_dropout
+from mmhpe_ros.model.inputs import input_shapes, normalise_csi_amplitude, prepare_inputs, sanitise_csi_phase
+from mmhpe_ros.model.pose_model import PoseModel
+from mmhpe_ros.modalities import IMAGE_HEIGHT, IMAGE_WIDTH, MODALITIES
+from mmhpe_ros.skeleton import JOINTS
+
+torch.set_num_threads(1)
+SMALL = dict(feature_dim=16, hidden_dim=32, lidar_points=64, mmwave_points=8)
+
+
+def raw_frame(rng: np.random.Generator, lidar: int = 300, radar: int = 5) -> dict[str, np.ndarray]:
+    return {
+        "rgb": rng.uniform(0, 480, (17, 2)),
+        "lidar": rng.normal(size=(lidar, 3)),
+        "mmwave": rng.normal(size=(radar, 5)),
+        "wifi": rng.uniform(0.5, 30, (2, 3, 114, 10)),
+    }
+
+
+def batch_of(config: ModelConfig, frames: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    prepared = [prepare_inputs(f, config) for f in frames]
+    return {k: torch.as_tensor(np.stack([p[k] for p in prepared])) for k in prepared[0]}
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def test_prepare_inputs_shapes_dtypes_and_determinism() -> None:
+    config = ModelConfig(**SMALL)
+    data = raw_frame(np.random.default_rng(0))
+    first, second = prepare_inputs(data, config), prepare_inputs({k: v.copy() for k, v in data.items()}, config)
+    assert set(first) == set(input_shapes(config))
+    for key, (shape, dtype) in input_shapes(config).items():
+        assert first[key].shape == shape and first[key].dtype == dtype, key
+        np.testing.assert_array_equal(first[key], second[key])
+    assert first["present"].all()
+
+
+def test_rgb_normalised_by_image_size() -> None:
+    config = ModelConfig(**SMALL)
+    keypoints = np.tile([[0.0, 0.0]], (17, 1))
+    keypoints[1] = [IMAGE_WIDTH, IMAGE_HEIGHT]
+    keypoints[2] = [IMAGE_WIDTH / 2, np.nan]
+    rgb = prepare_inputs({"rgb": keypoints}, config)["rgb"]
+    np.testing.assert_allclose(rgb[0], [-1, -1])
+    np.testing.assert_allclose(rgb[1], [1, 1])
+    np.testing.assert_allclose(rgb[2], [0, 0])  # NaN -> 0
+
+
+def test_lidar_resampling_is_deterministic_and_drops_non_finite() -> None:
+    config = ModelConfig(**SMALL)
+    rng = np.random.default_rng(1)
+    few = rng.normal(size=(10, 3))
+    few[3] = [np.nan, 0, 0]
+    few[4] = [np.inf, 0, 0]
+    out = prepare_inputs({"lidar": few}, config)["lidar"]
+    finite = few[np.isfinite(few).all(axis=1)].astype(np.float32)
+    assert out.shape == (64, 3) and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[:8], finite)  # every finite point, then repetition
+    np.testing.assert_array_equal(out[8:16], finite)
+    many = rng.normal(size=(1000, 3))
+    out_many = prepare_inputs({"lidar": many}, config)["lidar"]
+    rows = {tuple(r) for r in many.astype(np.float32)}
+    assert all(tuple(r) in rows for r in out_many)
+    assert len({tuple(r) for r in out_many}) == 64  # distinct points, spread over the cloud
+    np.testing.assert_array_equal(out_many, prepare_inputs({"lidar": many.copy()}, config)["lidar"])
+
+
+def test_mmwave_padding_and_mask() -> None:
+    config = ModelConfig(**SMALL)
+    points = np.random.default_rng(2).normal(size=(5, 5))
+    prepared = prepare_inputs({"mmwave": points}, config)
+    assert prepared["mmwave_mask"].tolist() == [True] * 5 + [False] * 3
+    assert (prepared["mmwave"][5:] == 0).all()
+    np.testing.assert_allclose(prepared["mmwave"][:5, :3], points[:, :3], rtol=1e-6)
+    np.testing.assert_allclose(prepared["mmwave"][:5, 4], points[:, 4] * config.mmwave_feature_scale[1], rtol=1e-6)
+    crowded = prepare_inputs({"mmwave": np.ones((100, 5))}, config)
+    assert crowded["mmwave_mask"].all()
+
+
+def reference_amplitude(amplitude: np.ndarray) -> np.ndarray:
+    """MM-Fi's documented procedure, written as a plain loop over packets."""
+    amplitude = amplitude.copy()
+    amplitude[np.isinf(amplitude)] = np.nan
+    for packet in range(amplitude.shape[2]):
+        column = amplitude[:, :, packet]
+        if np.isnan(column).any():
+            column[np.isnan(column)] = column[~np.isnan(column)].mean()
+    return (amplitude - amplitude.min()) / (amplitude.max() - amplitude.min())
+
+
+def test_csi_amplitude_matches_official_procedure() -> None:
+    amplitude = np.random.default_rng(3).uniform(1, 40, (3, 114, 10))
+    amplitude[0, 5, 2] = np.inf
+    amplitude[2, 100, 2] = np.nan
+    amplitude[1, 7, 9] = -np.inf
+    out = normalise_csi_amplitude(amplitude)
+    np.testing.assert_allclose(out, reference_amplitude(amplitude))
+    assert out.min() == 0.0 and out.max() == 1.0
+
+
+def test_csi_phase_linear_trend_and_wraps_removed() -> None:
+    k = np.arange(114)[None, :, None]
+    offsets = np.array([0.3, -1.0, 2.0])[:, None, None]
+    true_phase = offsets + 0.2 * k + np.zeros((3, 114, 10))
+    wrapped = np.angle(np.exp(1j * true_phase))
+    np.testing.assert_allclose(sanitise_csi_phase(wrapped), 0.0, atol=1e-9)
+    curved = wrapped + 0.5 * np.sin(np.arange(114) / 10.0)[None, :, None]
+    assert np.abs(sanitise_csi_phase(curved)).max() > 0.1  # non-linear structure survives
+
+
+def test_absent_and_unusable_modalities() -> None:
+    config = ModelConfig(**SMALL)
+    data = raw_frame(np.random.default_rng(4))
+    del data["lidar"]
+    data["mmwave"] = np.zeros((0, 5))
+    data["wifi"] = np.full((2, 3, 114, 10), np.nan)
+    prepared = prepare_inputs(data, config)
+    assert prepared["present"].tolist() == [True, False, False, False]
+    for key in ("lidar", "mmwave", "mmwave_mask", "wifi"):
+        assert not prepared[key].any(), key
+
+
+def test_bad_input_names_modality_and_shape() -> None:
+    config = ModelConfig(**SMALL)
+    with pytest.raises(ValueError, match=r"lidar.*\(N, 3\)"):
+        prepare_inputs({"lidar": np.zeros((10, 4))}, config)
+    with pytest.raises(ValueError, match=r"wifi"):
+        prepare_inputs({"wifi": np.zeros((3, 114, 10))}, config)
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fusion", ["concat", "attention"])
+def test_any_subset_inference_ignores_absent_inputs(fusion: str) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(fusion=fusion, **SMALL)
+    model = PoseModel(config).eval()
+    rng = np.random.default_rng(5)
+    batch = batch_of(config, [raw_frame(rng) for _ in range(3)])
+    noisy = batch_of(config, [raw_frame(rng) for _ in range(3)])
+    with torch.no_grad():
+        for size in range(1, 5):
+            for subset in itertools.combinations(MODALITIES, size):
+                present = model.presence_mask(subset, 3)
+                out = model(batch, present)
+                assert out.shape == (3, 17, 3) and torch.isfinite(out).all()
+                # Replace every absent modality's input: the prediction must not change.
+                mixed = dict(batch)
+                for m in set(MODALITIES) - set(subset):
+                    for key in (m, "mmwave_mask") if m == "mmwave" else (m,):
+                        mixed[key] = noisy[key]
+                torch.testing.assert_close(model(mixed, present), out)
+                # Encoding only the present modalities gives the same result.
+                features = {m: f for m, f in model.encode(batch).items() if m in subset}
+                torch.testing.assert_close(model.fuse(features, torch.ones(3, 4, dtype=torch.bool)), out)
+
+
+def test_forward_uses_present_from_inputs_and_model_subsets() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(modalities=("lidar", "wifi"), **SMALL)
+    model = PoseModel(config).eval()
+    batch = batch_of(config, [raw_frame(np.random.default_rng(6)) for _ in range(2)])
+    assert batch["present"].shape == (2, 2) and "rgb" not in batch
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), model(batch, batch["present"]))
+    with pytest.raises(ValueError, match="order"):
+        ModelConfig(modalities=("wifi", "lidar"))
+
+
+def test_modality_dropout_keeps_non_empty_subsets_of_present() -> None:
+    generator = torch.Generator().manual_seed(0)
+    present = torch.rand(500, 4, generator=generator) < 0.7
+    present[0] = False
+    dropped = modality_dropout(present, 1.0, generator)
+    assert not (dropped & ~present).any()  # never adds a modality
+    has_any = present.any(dim=1)
+    assert dropped[has_any].any(dim=1).all()  # never empties a row
+    assert not dropped[0].any()
+    assert (dropped != present).any(dim=1).float().mean() > 0.3
+    assert torch.equal(modality_dropout(present, 0.0, generator), present)
+    # All 15 non-empty subsets of a full row occur.
+    full = modality_dropout(torch.ones(2000, 4, dtype=torch.bool), 1.0, generator)
+    assert len({tuple(r) for r in full.tolist()}) == 15
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def saved(tmp_path, config: ModelConfig | None = None):
+    torch.manual_seed(0)
+    model = PoseModel(config or ModelConfig(**SMALL)).eval()
+    path = save_model(tmp_path / "model.safetensors", model, {"training_data": "unit test", "metrics": {"mpjpe_mm": 1.0}})
+    return model, path
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model, path = saved(tmp_path, ModelConfig(fusion="attention", **SMALL))
+    loaded, card = load_model(path)
+    assert card["joints"] == list(JOINTS) and card["modalities"] == list(MODALITIES)
+    assert card["training_data"] == "unit test" and card["metrics"]["mpjpe_mm"] == 1.0
+    assert loaded.config == model.config and not loaded.training
+    batch = batch_of(model.config, [raw_frame(np.random.default_rng(7)) for _ in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch), model(batch), rtol=0, atol=0)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_refuses_other_joint_order(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card["joints"] = card["joints"][::-1]
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="joint order"):
+        load_model(path)
+
+
+def test_checkpoint_refuses_modality_mismatch(tmp_path) -> None:
+    _, path = saved(tmp_path, ModelConfig(modalities=("rgb", "lidar"), **SMALL))
+    with pytest.raises(CheckpointError, match="cannot take"):
+        load_model(path, modalities=["rgb", "wifi"])
+    load_model(path, modalities=["lidar"])  # a subset is fine
+    card = json.loads(card_path(path).read_text())
+    card["modalities"] = ["rgb", "lidar", "wifi"]
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="modalities"):
+        load_model(path)
+
+
+def test_checkpoint_refuses_corrupt_or_mismatched_files(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_model(path)
+    path.write_bytes(b"\x80\x04not a safetensors file")  # e.g. a pickle
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_model(path)
+    card_path(path).write_text("{ not json")
+    with pytest.raises(CheckpointError, match="JSON"):
+        load_model(path)
+    # Weights of another architecture under this card.
+    _, other = saved(tmp_path / "other", ModelConfig(feature_dim=8, hidden_dim=32, lidar_points=64, mmwave_points=8))
+    _, good = saved(tmp_path / "good")
+    good.write_bytes(other.read_bytes())
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(good)
+    card_path(good).unlink()
+    with pytest.raises(CheckpointError, match="card missing"):
+        load_model(good)
