@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from mmhpe_ros.resources import SAMPLE_BAG  # noqa: F401  (re-exported for the nodes)
 from mmhpe_ros.runtime.replay import Message
-
-SAMPLE_BAG = Path(__file__).resolve().parents[1] / "sample" / "sample.mcap"
 
 
 class BagSource:
