@@ -24,7 +24,7 @@ def share_directories() -> list[Path]:
 
         try:
             candidates.append(Path(get_package_share_directory(PACKAGE)))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset (pip-installed ament_index)
             pass
     except ImportError:  # no ROS install: pip or source checkout
         pass

@@ -321,6 +321,27 @@ def test_create_csi_rejects():
         codecs.create_csi_packet(ROSBAGS, None, np.ones((3, 114), np.int32), np.ones((3, 114), np.int32))
 
 
+@pytest.mark.parametrize("dtype, encoding", [(np.float64, "64FC1"), (np.float32, "32FC1")])
+def test_float_image_round_trip(types, dtype, encoding):
+    matrix = np.random.default_rng(5).normal(size=(684, 10)).astype(dtype)
+    matrix[3, 4], matrix[9, 0] = np.nan, -np.inf
+    msg = codecs.create_float_image(types, codecs.make_header(types, 10**9, "wifi"), matrix)
+    assert (msg.encoding, msg.height, msg.width, msg.step) == (encoding, 684, 10, 10 * np.dtype(dtype).itemsize)
+    assert _same_bits(codecs.read_float_image(msg).copy(), matrix)
+
+
+def test_float_image_row_padding_and_big_endian():
+    matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
+    rows = np.zeros((3, 20), dtype=np.uint8)
+    rows[:, :16] = matrix.astype(">f4").view(np.uint8)
+    msg = SimpleNamespace(encoding="32FC1", height=3, width=4, step=20, is_bigendian=1, data=rows.tobytes())
+    assert _same_bits(codecs.read_float_image(msg).copy(), matrix)
+    with pytest.raises(CodecError, match="encoding '64FC2'"):
+        codecs.read_float_image(SimpleNamespace(**{**vars(msg), "encoding": "64FC2"}))
+    with pytest.raises(CodecError, match="2-D float32 or float64"):
+        codecs.create_float_image(ROSBAGS, None, np.zeros((2, 3, 4), np.float32))
+
+
 # --- joints, stamps, CDR ------------------------------------------------------------------------
 
 

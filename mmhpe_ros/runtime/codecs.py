@@ -1,4 +1,5 @@
-"""Arrays <-> ROS messages: point sets as PointCloud2, CSI packets as Image, joints as PoseArray.
+"""Arrays <-> ROS messages: point sets as PointCloud2, CSI packets and float matrices as Image,
+joints as PoseArray.
 
 Plain numpy, no rclpy import. Works on rosbags message dataclasses and on rclpy message classes
 alike:
@@ -13,8 +14,10 @@ alike:
 Decoders read fields by name, datatype and offset (never assumed offsets), honour ``point_step``,
 ``row_step``, ``height`` x ``width``, ``count`` and ``is_bigendian``, and return numpy views of
 the message buffer where the layout allows. Encoders keep the source dtype (float64 arrays become
-FLOAT64 fields or ``64FC2`` images, float32 ones FLOAT32 / ``32FC2``), so a round trip is
-bit-identical, NaN and inf included. Bad input raises :class:`CodecError` saying what is wrong.
+FLOAT64 fields or ``64FC2`` / ``64FC1`` images, float32 ones FLOAT32 / ``32FC2`` / ``32FC1``), so
+a round trip is bit-identical, NaN and inf included. Bad input raises :class:`CodecError` saying
+what is wrong; sizes are checked against the data before anything is allocated
+(test/test_fuzz_decoders.py fuzzes every decoder).
 """
 from __future__ import annotations
 
@@ -229,12 +232,14 @@ def _check_cloud_size(msg: Any, buffer: np.ndarray) -> tuple[int, int, int, int]
     """Validated (height, width, point_step, row_step) of a PointCloud2 against its data."""
     height, width = int(msg.height), int(msg.width)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
-    if height < 0 or width < 0:
-        raise CodecError(f"PointCloud2: negative size {height} x {width}")
+    if not (0 <= height <= _UINT32_MAX and 0 <= width <= _UINT32_MAX):
+        raise CodecError(f"PointCloud2: size {height} x {width} is outside 0..{_UINT32_MAX} (uint32)")
     if height * width > _UINT32_MAX:
         raise CodecError(f"PointCloud2: width*height = {width}*{height} overflows uint32")
     if height * width and point_step <= 0:
         raise CodecError(f"PointCloud2: point_step is {point_step} for {width * height} points")
+    if not 0 <= point_step <= _INT32_MAX:
+        raise CodecError(f"PointCloud2: point_step {point_step} is outside 0..{_INT32_MAX}")
     if row_step < width * point_step:
         raise CodecError(
             f"PointCloud2: row_step {row_step} < width*point_step = {width}*{point_step}"
@@ -321,6 +326,9 @@ def read_points_array(
     order, of one native-endian datatype, rows are unpadded and the dtype matches, the result is
     a zero-copy strided view of the buffer (possibly read-only).
 
+    Casting is numpy's ``astype``: a float ``dtype`` narrower than a field's values turns values
+    beyond its range into +-inf; NaN cast to an integer ``dtype`` is undefined.
+
     Raises :class:`CodecError` as :func:`read_points` does, and for an empty ``fields``.
     """
     if not fields:
@@ -345,15 +353,30 @@ def read_points_array(
             (height, width, columns), dtype=first, buffer=buffer, offset=start,
             strides=(row_step, point_step, first.itemsize),
         ).reshape(points, columns)
-        return view.astype(out_dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # documented: out of the dtype's range
+            return view.astype(out_dtype, copy=False)
 
     structured = _structured_view(buffer, size, selected)
     out = np.empty((points, columns), dtype=out_dtype)
     column = 0
-    for (name, _), count in zip(selected, counts):
-        out[:, column:column + count] = structured[name].reshape(points, count)
-        column += count
+    with np.errstate(over="ignore", invalid="ignore"):
+        for (name, _), count in zip(selected, counts):
+            out[:, column:column + count] = structured[name].reshape(points, count)
+            column += count
     return out
+
+
+def read_point_columns(msg: Any, fields: Sequence[str], dtype: DTypeLike | None = None) -> np.ndarray:
+    """:func:`read_points_array` for fields of one value each: an (N, len(fields)) array.
+
+    Raises :class:`CodecError` as :func:`read_points_array` does, and when a requested field has
+    ``count`` != 1 (e.g. a driver packing x, y, z into one field of count 3).
+    """
+    points = read_points_array(msg, fields, dtype)
+    if points.shape[1] != len(fields):
+        counts = {name: field.count for name, field in _resolve_fields(_cloud_fields(msg), fields)}
+        raise CodecError(f"PointCloud2: fields {counts} (name: count), expected count 1 each")
+    return points
 
 
 def _datatype_dtype(datatype: int) -> np.dtype:
@@ -497,31 +520,70 @@ def read_csi_packet(msg: Any) -> tuple[np.ndarray, np.ndarray]:
     than those of :data:`CSI_ENCODINGS`, ``step`` shorter than a row, or data length !=
     ``step * height``.
     """
+    pixels = _float_pixels(msg, "CSI Image", CSI_ENCODINGS, channels=2)
+    return pixels[..., 0], pixels[..., 1]
+
+
+# sensor_msgs/Image encodings of a single-channel float matrix.
+FLOAT_IMAGE_ENCODINGS: dict[str, np.dtype] = {
+    "32FC1": np.dtype(np.float32),
+    "64FC1": np.dtype(np.float64),
+}
+
+
+def create_float_image(types: MessageTypes, header: Any, matrix: np.ndarray) -> Any:
+    """A 2-D float32 / float64 array as a ``32FC1`` / ``64FC1`` ``sensor_msgs/Image``.
+
+    Rows are ``height``, columns ``width``; little-endian, unpadded (``step = width * itemsize``).
+    Raises :class:`CodecError` for an array that is not 2-D or not float32 / float64.
+    """
+    matrix = np.asarray(matrix)
+    encoding = next((name for name, d in FLOAT_IMAGE_ENCODINGS.items() if d == matrix.dtype), None)
+    if matrix.ndim != 2 or encoding is None:
+        raise CodecError(f"a float image needs a 2-D float32 or float64 array, got {matrix.dtype} {matrix.shape}")
+    height, width = matrix.shape
+    pixels = np.ascontiguousarray(matrix, dtype=matrix.dtype.newbyteorder("<"))
+    return types.Image(
+        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
+        step=width * matrix.dtype.itemsize, data=types.uint8_sequence(pixels.reshape(-1).view(np.uint8)),
+    )
+
+
+def read_float_image(msg: Any) -> np.ndarray:
+    """Decode a ``32FC1`` / ``64FC1`` Image into a native-endian (height, width) array.
+
+    Honours ``step`` and ``is_bigendian``; a view of the buffer where possible (possibly
+    read-only). Raises :class:`CodecError` as :func:`read_csi_packet` does.
+    """
+    return _float_pixels(msg, "float Image", FLOAT_IMAGE_ENCODINGS, channels=1)[..., 0]
+
+
+def _float_pixels(msg: Any, what: str, encodings: Mapping[str, np.dtype], channels: int) -> np.ndarray:
+    """Validated (height, width, channels) native-endian view of a float Image's pixels."""
     encoding = msg.encoding
-    if encoding not in CSI_ENCODINGS:
-        raise CodecError(f"CSI Image: encoding {encoding!r}, expected one of {list(CSI_ENCODINGS)}")
-    element = CSI_ENCODINGS[encoding].newbyteorder(">" if msg.is_bigendian else "<")
+    if encoding not in encodings:
+        raise CodecError(f"{what}: encoding {encoding!r}, expected one of {list(encodings)}")
+    element = encodings[encoding].newbyteorder(">" if msg.is_bigendian else "<")
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    buffer = _byte_buffer(msg.data, "CSI Image")
-    if height < 0 or width < 0:
-        raise CodecError(f"CSI Image: negative size {height} x {width}")
-    if step < width * 2 * element.itemsize:
-        raise CodecError(
-            f"CSI Image: step {step} < width*2*{element.itemsize} = {width * 2 * element.itemsize}"
-        )
+    buffer = _byte_buffer(msg.data, what)
+    if not (0 <= height <= _UINT32_MAX and 0 <= width <= _UINT32_MAX):
+        raise CodecError(f"{what}: size {height} x {width} is outside 0..{_UINT32_MAX} (uint32)")
+    row_bytes = width * channels * element.itemsize
+    if step < row_bytes:
+        raise CodecError(f"{what}: step {step} < width*{channels}*{element.itemsize} = {row_bytes}")
     if buffer.size != step * height:
         raise CodecError(
-            f"CSI Image: data has {buffer.size} bytes, expected step*height = "
+            f"{what}: data has {buffer.size} bytes, expected step*height = "
             f"{step}*{height} = {step * height}"
         )
+    native = element.newbyteorder("=")
     if height * width == 0:
-        empty = np.empty((height, width), dtype=element.newbyteorder("="))
-        return empty, empty.copy()
+        return np.empty((height, width, channels), dtype=native)
     pixels = np.ndarray(
-        (height, width, 2), dtype=element, buffer=buffer,
-        strides=(step, 2 * element.itemsize, element.itemsize),
-    ).astype(element.newbyteorder("="), copy=False)
-    return pixels[..., 0], pixels[..., 1]
+        (height, width, channels), dtype=element, buffer=buffer,
+        strides=(step, channels * element.itemsize, element.itemsize),
+    )
+    return pixels.astype(native, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Model cards: the JSON file beside a model's weights, readable without torch.
+
+Sensor nodes read a card only for its :class:`ModelConfig` (preprocessing constants); this module
+keeps that path free of torch. :mod:`mmhpe_ros.model.checkpoint` writes and loads full models.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.skeleton import JOINTS
+
+CARD_FORMAT = "mmhpe_ros.pose_model/1"
+RESERVED_CARD_KEYS = ("format", "config", "modalities", "joints", "units")
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be loaded: missing, corrupt, or made for other joints/modalities."""
+
+
+def card_path(weights_path: str | Path) -> Path:
+    """The JSON card beside a weights file: ``model.safetensors`` -> ``model.json``."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(temporary_path)`` then move the result onto ``path`` in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The validated card of a weights file (or of the card itself)."""
+    path = Path(path)
+    card_file = path if path.suffix == ".json" else card_path(path)
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{card_file}: model card missing (expected beside the weights)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{card_file}: model card is not valid JSON ({error})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise CheckpointError(f"{card_file}: not a {CARD_FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
+    if card.get("joints") != list(JOINTS):
+        raise CheckpointError(
+            f"{card_file}: joint order {card.get('joints')} differs from this package's "
+            f"skeleton.JOINTS {list(JOINTS)}; the model's outputs would be mislabelled"
+        )
+    if card.get("units", "m") != "m":
+        raise CheckpointError(f"{card_file}: output units {card.get('units')!r}, expected 'm'")
+    try:
+        config = ModelConfig.from_dict(card.get("config") or {})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{card_file}: invalid model config: {error}") from None
+    if card.get("modalities") != list(config.modalities):
+        raise CheckpointError(
+            f"{card_file}: card lists modalities {card.get('modalities')} but its config has "
+            f"{list(config.modalities)}"
+        )
+    return card

@@ -1,0 +1,76 @@
+"""camera_node: 2D keypoints (or camera images) -> the RGB encoder's input, for the fusion node.
+
+Always subscribes the keypoints topic: a sensor_msgs/PointCloud2 of 17 COCO keypoints with fields
+``u``, ``v`` (pixels of MM-Fi's 640 x 480 image) and optional ``score``, as the bags carry them.
+With ``use_images`` it also subscribes sensor_msgs/Image (and CameraInfo when published), detects
+the keypoints itself (``runtime.pose2d``, needs mediapipe) and maps them to the model's pixel
+convention (``runtime.intrinsics``). Those modules are imported only then, so the node runs
+without them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from mmhpe_ros.modalities import TOPICS
+from mmhpe_ros.nodes.sensor_node import SensorNode
+from mmhpe_ros.nodes.spin import spin_node
+from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
+
+
+class CameraNode(SensorNode):
+    """The camera node; ``kwargs`` go to ``rclpy.node.Node`` (e.g. ``parameter_overrides``)."""
+
+    def __init__(self, node_name: str = "camera_node", **kwargs: Any) -> None:
+        super().__init__(node_name, "rgb", **kwargs)
+        keypoints_topic = self.declare("keypoints_topic", TOPICS.camera_keypoints,
+                                       "sensor_msgs/PointCloud2 of 17 keypoints (u, v[, score]) in pixels")
+        use_images = self.declare("use_images", False, "also detect keypoints on camera images (needs mediapipe)")
+        image_topic = self.declare("image_topic", TOPICS.camera_image, "sensor_msgs/Image, when use_images")
+        info_topic = self.declare("camera_info_topic", TOPICS.camera_info, "sensor_msgs/CameraInfo, when use_images")
+        self.processor = KeypointProcessor(self.config)
+        self.subscribe(PointCloud2, keypoints_topic, self.processor.process)
+        self._camera_info: CameraInfo | None = None
+        self._detector = None
+        if use_images:
+            self._start_image_path(image_topic, info_topic)
+        self.get_logger().info(f"{keypoints_topic}{' + ' + image_topic if self._detector else ''} -> "
+                               f"features of {self.model_path}")
+
+    def _start_image_path(self, image_topic: str, info_topic: str) -> None:
+        try:
+            from mmhpe_ros.runtime.images import image_to_array
+            from mmhpe_ros.runtime.intrinsics import to_model_pixels
+            from mmhpe_ros.runtime.pose2d import KeypointDetector
+
+            self._detector = KeypointDetector()
+        except ImportError as error:
+            self.get_logger().error(f"use_images is set but the image path is unavailable ({error}); "
+                                    f"only {TOPICS.camera_keypoints} is used")
+            return
+        self._image_to_array, self._to_model_pixels = image_to_array, to_model_pixels
+        self.subscribe(Image, image_topic, self._on_image)
+        self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_image(self, msg: Image) -> Features | None:
+        rgb = self._image_to_array(msg)
+        keypoints = self._detector.detect(rgb)
+        if keypoints is None:  # nobody in view: counted as empty
+            return Features("rgb", codecs.header_stamp_ns(msg), msg.header.frame_id, {}, False)
+        height, width = rgb.shape[:2]
+        keypoints = self._to_model_pixels(keypoints, self._camera_info, width, height)
+        return self.processor.from_keypoints(keypoints, codecs.header_stamp_ns(msg), msg.header.frame_id)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(CameraNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""wifi_node: 100 Hz CSI packets (sensor_msgs/Image, 64FC2 / 32FC2) -> the WiFi encoder's input.
+
+Packets are assembled into (2, 3, 114, 10) frame windows (:mod:`mmhpe_ros.runtime.csi_window`),
+normalised as the model's card says and published stamped with the frame's stamp. A window the
+stream leaves unfinished is published (missing packets NaN) after ``window_timeout_s`` of silence.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.duration import Duration
+from sensor_msgs.msg import Image
+
+from mmhpe_ros.modalities import CSI_PACKETS_PER_FRAME, SENSOR_TOPICS
+from mmhpe_ros.nodes.sensor_node import SensorNode
+from mmhpe_ros.nodes.spin import spin_node
+from mmhpe_ros.runtime.csi_window import CsiWindowAssembler
+from mmhpe_ros.runtime.sensors import CsiProcessor
+
+
+class WifiNode(SensorNode):
+    """The WiFi CSI node; ``kwargs`` go to ``rclpy.node.Node`` (e.g. ``parameter_overrides``)."""
+
+    def __init__(self, node_name: str = "wifi_node", **kwargs: Any) -> None:
+        super().__init__(node_name, "wifi", **kwargs)
+        self.topic = self.declare("input_topic", SENSOR_TOPICS["wifi"], "CSI packets, one sensor_msgs/Image each")
+        anchor = self.declare("anchor_first_packet", False, "true: the first packet opens a frame window (live "
+                              "sources); false: windows on whole multiples of 100 ms, as bags stamp them")
+        lag = self.declare("lag_frames", 1, "frames a packet may arrive late and still join its window")
+        min_packets = self.declare("min_packets", CSI_PACKETS_PER_FRAME // 2,
+                                   "windows with fewer packets are dropped (missing packets are NaN)")
+        timeout = self.declare("window_timeout_s", 0.5, "publish an unfinished window after this much silence")
+        self.processor = CsiProcessor(self.config, CsiWindowAssembler(
+            origin_ns=None if anchor else 0, lag_frames=lag, min_packets=min_packets))
+        self._timeout = Duration(seconds=timeout)
+        self._last_packet = self.get_clock().now()
+        self.subscribe(Image, self.topic, self._on_packet)
+        self.create_timer(max(timeout / 2, 0.01), self._flush_when_quiet)
+        self.get_logger().info(f"{self.topic} -> CSI windows -> features of {self.model_path}")
+
+    def _on_packet(self, msg: Image):
+        self._last_packet = self.get_clock().now()
+        return self.processor.process(msg)
+
+    def _flush_when_quiet(self) -> None:
+        if self.processor.assembler.pending and self.get_clock().now() - self._last_packet > self._timeout:
+            counters = self.inputs[self.topic]
+            try:
+                for features in self.processor.flush():
+                    self.publish(features, counters)
+            except Exception as error:  # noqa: BLE001 - a timer callback must never raise
+                self.drop(counters, self.topic, error)
+
+    def extra_counters(self, topic: str) -> dict[str, int]:
+        c = self.processor.assembler.counters
+        return {"packets": c.packets, "late_packets": c.late, "duplicate_packets": c.duplicates,
+                "resets": c.resets, "windows": c.windows, "incomplete_windows": c.incomplete,
+                "too_sparse_windows": c.too_sparse}
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(WifiNode, args)
+
+
+if __name__ == "__main__":
+    main()
