@@ -38,7 +38,7 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib"],
-        "camera": ["mediapipe==0.10.14"],
+        "camera": ["mediapipe==0.10.14", "pillow>=9"],  # BlazePose; CompressedImage decoding
         "test": ["pytest", "pytest-timeout", "hypothesis"],
     },
     zip_safe=True,

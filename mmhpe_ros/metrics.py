@@ -46,6 +46,17 @@ def pa_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
     return mpjpe(procrustes_align(predicted, target), target)
 
 
+def frame_mpjpe(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """MPJPE of each frame (..., J, 3) -> (...), in mm: what :func:`mpjpe` averages over frames."""
+    predicted, target = _check(predicted, target)
+    return np.linalg.norm(predicted - target, axis=-1).mean(axis=-1) * MM_PER_M
+
+
+def frame_pa_mpjpe(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """PA-MPJPE of each frame (..., J, 3) -> (...), in mm."""
+    return frame_mpjpe(procrustes_align(predicted, target), target)
+
+
 def _check(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     predicted = np.asarray(predicted, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)

@@ -440,3 +440,55 @@ def test_agrees_with_sensor_msgs_py():
               for i, n in enumerate("xyzvi")]
     theirs = point_cloud2.create_cloud(header, fields, points)
     assert _same_bits(codecs.read_points_array(theirs, list("xyzvi")), points)
+
+
+# --- compiled layouts (validated once per layout, never reused for another) ---------------------
+
+
+def test_a_cached_layout_is_not_reused_for_a_changed_message():
+    msg = _cloud(XYZ, bytes(24 * 4), width=4, point_step=24)
+    assert codecs.read_points_array(msg, ["x", "y", "z"]).shape == (4, 3)
+    msg.fields[2].datatype = 9  # same object, now invalid: must not hit the valid layout's entry
+    with pytest.raises(CodecError, match="unknown datatype 9"):
+        codecs.read_points_array(msg, ["x", "y", "z"])
+    msg.fields[2].datatype = FLOAT64
+    msg.is_bigendian = True  # same fields, other byte order: other values
+    msg.data = np.frombuffer(np.arange(12, dtype=">f8").tobytes(), dtype=np.uint8)
+    np.testing.assert_array_equal(codecs.read_points_array(msg, ["x", "y", "z"]).ravel(), np.arange(12))
+
+
+@pytest.mark.parametrize("value, accepted", [(FLOAT64, True), (8.0, True), (np.int64(8), True), (8.5, False),
+                                             ("8", False), (None, False)])
+def test_field_attributes_must_be_integers_whatever_the_cache_holds(value, accepted):
+    for _ in range(2):  # the second call hits the cache when the first compiled a layout
+        msg = _cloud(XYZ, bytes(24 * 4), width=4, point_step=24)
+        msg.fields[1].datatype = value
+        if accepted:
+            assert codecs.read_points_array(msg, ["x", "y", "z"]).dtype == np.float64
+        else:
+            with pytest.raises(CodecError, match="'y' datatype"):
+                codecs.read_points_array(msg, ["x", "y", "z"])
+
+
+def test_layouts_and_field_counts_are_bounded():
+    msg = _cloud([(f"f{i}", 0, INT8, 1) for i in range(codecs.MAX_POINT_FIELDS + 1)], b"\0", width=1, point_step=1)
+    with pytest.raises(CodecError, match="at most"):
+        codecs.read_points(msg)
+    for step in range(1, codecs.LAYOUT_CACHE_SIZE + 50):  # many distinct layouts: the cache stays bounded
+        codecs.read_points(_cloud([("x", 0, INT8, 1)], bytes(step), width=1, point_step=step))
+    assert codecs._compile_layout.cache_info().currsize <= codecs.LAYOUT_CACHE_SIZE
+
+
+def test_padded_points_cast_through_one_gather_equal_the_field_values():
+    layout = np.dtype({"names": ["x", "y", "z", "ring"], "formats": ["<f4"] * 3 + ["<u2"],
+                       "offsets": [0, 4, 8, 16], "itemsize": 32})
+    cloud = np.zeros(6, dtype=layout)
+    for i, name in enumerate("xyz"):
+        cloud[name] = np.arange(6) + 10 * i
+    fields = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("ring", 16, UINT16, 1)]
+    raw = cloud.tobytes()
+    for height, row_step, data in ((1, 192, raw), (2, 100, b"".join(raw[r * 96:(r + 1) * 96] + bytes(4) for r in range(2)))):
+        msg = _cloud(fields, data, height=height, width=6 // height, point_step=32, row_step=row_step)
+        expected = np.stack([cloud[n] for n in "xyz"], axis=1)
+        np.testing.assert_array_equal(codecs.read_points_array(msg, ["x", "y", "z"], dtype=np.float64), expected)
+        np.testing.assert_array_equal(codecs.read_point_columns(msg, ["x", "y", "z"]), expected)

@@ -118,7 +118,8 @@ def test_empty_file_marks_a_missing_frame(tree, missing):
 def test_truncated_bin_names_the_file(tree):
     path = tree / "E01/S01/A03/lidar/frame003.bin"
     path.write_bytes(b"\0" * 100)
-    with pytest.raises(MmfiFormatError, match=r"frame003\.bin: \.bin size 100 bytes is not a multiple of 24 = 3 float64"):
+    message = r"frame003\.bin: \.bin size 100 bytes is not a multiple of 24 = 3 float64"
+    with pytest.raises(MmfiFormatError, match=message):
         MmfiDataset(tree)
     with pytest.raises(MmfiFormatError, match="not a multiple of 40 = 5 float64"):
         mmfi.load_modality_file("mmwave", path)
@@ -174,7 +175,8 @@ def test_bad_csi_file_names_the_file(tree, variables, message):
 
 @pytest.mark.parametrize("offset, value, message", [
     (145, 0x08, "has 1 data parts, its flags say 2"),  # complex flag without an imaginary part
-    (194, 0x88, "malformed MATLAB v5 file: small element at byte 192 claims 136 > 4 bytes"),  # lying small tag
+    # a lying small-element tag
+    (194, 0x88, "malformed MATLAB v5 file: small element at byte 192 claims 136 > 4 bytes"),
     (132, 0x7F, "claims .* bytes, .* left"),  # matrix longer than the file
 ])
 def test_lying_mat_headers_are_refused_before_scipy(tmp_path, offset, value, message):
@@ -337,3 +339,17 @@ def test_fuzzed_files_load_or_raise_mmfi_format_error(tmp_path_factory):
             assert array.dtype == np.float64 and array.shape[1] == mmfi.POINT_COLUMNS[name]
 
     check()
+
+
+def test_threads_read_the_same_frames(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(mmfi, "GROUND_TRUTH_CACHE", 1)  # evictions on nearly every read
+    dataset = complete(write_tree(tmp_path / "mmfi", frames=4))
+    order = np.random.default_rng(3).permutation(np.repeat(np.arange(len(dataset)), 3))
+    with ThreadPoolExecutor(4) as pool:
+        frames = list(pool.map(dataset.__getitem__, order.tolist()))
+    for frame, position in zip(frames, order):
+        key, index = dataset.index[position]
+        assert (frame.key, frame.index) == (key, index)
+        assert np.array_equal(frame.joints, ground_truth(key, 4)[index])

@@ -232,14 +232,22 @@ def test_a_replayed_bag_drives_all_four_nodes_frame_for_frame(ros, start, tmp_pa
     finally:
         executor.remove_node(replayer)
         replayer.destroy_node()
+    # CSI packets are best-effort at 100 Hz: on a starved machine one may be lost, and the wifi
+    # node then reports the window incomplete; only such windows may differ from the bag's.
+    incomplete = nodes[-1].processor.assembler.counters.incomplete
     for modality, messages in received.items():
         assert [codecs.header_stamp_ns(m) for m in messages[:passes * len(frames)]] == [
             frame_stamp_ns(FIRST_SEQUENCE_NS, f.index) for f in frames] * passes, modality
+        differing = 0
         for frame, msg in zip(frames * passes, messages):
             expected, _ = prepare_modality(modality, frame.data[modality], CONFIG)
             got = read_features(modality, msg, CONFIG)
-            for name in expected:
-                np.testing.assert_array_equal(got[name], expected[name], err_msg=f"{modality} frame {frame.index}")
+            same = all(np.array_equal(got[name], expected[name]) for name in expected)
+            if modality != "wifi":
+                for name in expected:
+                    np.testing.assert_array_equal(got[name], expected[name], err_msg=f"{modality} frame {frame.index}")
+            differing += not same
+        assert differing <= (incomplete if modality == "wifi" else 0), f"{modality}: {differing} frames differ"
     assert all(counters.dropped == 0 for node in nodes for counters in node.inputs.values())
     assert nodes[-1].processor.assembler.counters.resets >= passes - 1
 

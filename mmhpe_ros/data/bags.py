@@ -22,6 +22,8 @@ import yaml
 from mmhpe_ros.data import bag_format as fmt
 from mmhpe_ros.data.frames import Frame, SequenceKey
 from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.limits import DEFAULT_BAG_LIMITS, BagLimits, check_bag, check_message, read_bounded
+from mmhpe_ros.runtime.paths import resolve_inside
 
 BagName = Callable[[SequenceKey], "str | None"]
 JOINTS_DTYPE_KEY = "mmhpe_ros.ground_truth_dtype"  # custom_data entry in metadata.yaml
@@ -184,12 +186,14 @@ def convert(
                     for other in writers.values():
                         other.close()
                     writers.clear()
-                if (out_dir / name).exists():
+                resolve_inside(out_dir, name, "bag name")  # a split name must not climb out of out_dir
+                bag_dir = out_dir / name
+                if bag_dir.exists():
                     raise fmt.BagFormatError(
                         f"{frame.key}: bag {name} was already written; a source must yield each "
                         "sequence's frames together"
                     )
-                writer = writers[name] = _BagWriter(out_dir / name, typestore, types)
+                writer = writers[name] = _BagWriter(bag_dir, typestore, types)
                 written.append(writer.path)
             chosen = [m for m in fmt.SENSOR_STREAMS if m in frame.data] if modalities is None \
                 else modalities
@@ -249,10 +253,10 @@ def bag_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def _custom_data(path: Path) -> dict[str, str]:
+def _custom_data(path: Path, limits: BagLimits = DEFAULT_BAG_LIMITS) -> dict[str, str]:
     """``custom_data`` of a bag's metadata.yaml (rosbag2 format >= 6)."""
-    with open(path / "metadata.yaml", encoding="utf-8") as file:
-        info = yaml.safe_load(file).get("rosbag2_bagfile_information", {})
+    text = read_bounded(path / "metadata.yaml", limits.metadata_bytes, "metadata.yaml")
+    info = yaml.safe_load(text).get("rosbag2_bagfile_information", {})
     return info.get("custom_data") or {}
 
 
@@ -264,12 +268,20 @@ class BagDataset:
     a modality missing in a bag or frame is absent from ``Frame.data``. The bags are indexed
     once (sequence markers and ground-truth stamps); ``dataset[i]`` reads one frame lazily and
     iteration streams each bag once. Readers open per process, so DataLoader workers work.
+
+    Bags from outside are safe to open: each is checked against ``limits`` first (record and
+    chunk sizes, :func:`~mmhpe_ros.runtime.limits.check_bag`) and every message against the
+    bound of its type before it is deserialised; a violation raises ``LimitError``.
     """
 
     def __init__(
-        self, paths: str | Path | Sequence[str | Path], modalities: Sequence[str] | None = None
+        self, paths: str | Path | Sequence[str | Path], modalities: Sequence[str] | None = None,
+        limits: BagLimits = DEFAULT_BAG_LIMITS,
     ) -> None:
         self.paths = bag_paths(paths)
+        self.limits = limits
+        for path in self.paths:
+            check_bag(path, limits)
         if modalities is not None:
             unknown = [m for m in modalities if m not in fmt.SENSOR_STREAMS]
             if unknown:
@@ -280,7 +292,7 @@ class BagDataset:
         self._readers: OrderedDict[int, Any] = OrderedDict()
         self._pid = os.getpid()
         self._joints_dtypes = [
-            np.dtype(_custom_data(path).get(JOINTS_DTYPE_KEY, "<f8")) for path in self.paths
+            np.dtype(_custom_data(path, limits).get(JOINTS_DTYPE_KEY, "<f8")) for path in self.paths
         ]
         self._bag_refs = [self._index_bag(number) for number in range(len(self.paths))]
         self._refs = [ref for refs in self._bag_refs for ref in refs]
@@ -363,7 +375,8 @@ class BagDataset:
             )
         starts: list[int] = []
         keys: list[SequenceKey] = []
-        for _, stamp, raw in reader.messages(connections=marker_conns):
+        for connection, stamp, raw in reader.messages(connections=marker_conns):
+            check_message(path, connection.topic, connection.msgtype, len(raw), self.limits)
             msg = reader.deserialize(raw, fmt.SEQUENCE_STREAM.msgtype)
             starts.append(stamp)
             keys.append(fmt.sequence_key(msg))
@@ -389,6 +402,7 @@ class BagDataset:
         data: dict[str, np.ndarray] = {}
         packets: dict[int, Any] = {}
         for connection, stamp, raw in messages:
+            check_message(self.paths[ref.bag], connection.topic, connection.msgtype, len(raw), self.limits)
             msg = reader.deserialize(raw, connection.msgtype)
             if codecs.header_stamp_ns(msg) != stamp:
                 raise fmt.BagFormatError(

@@ -1,8 +1,8 @@
 """Convert an MM-Fi tree (real or from `mmhpe-ros synth`) into rosbag2 MCAP bags.
 
 --per sequence writes one bag per sequence (OUT/E01_S01_A01); --per split writes one bag per
-split of --protocol x --setting (OUT/train, OUT/val). --protocol also limits --per sequence to
-that protocol's actions. Topics, message types and stamps: docs/bags.md; the reader: docs/data.md.
+split of --protocol x --setting (OUT/train, OUT/val). Either way only --protocol's actions are
+converted (default P3: all). Topics, message types and stamps: docs/bags.md; the reader: docs/data.md.
 
 Example: mmhpe-ros convert data/mmfi bags/p1s1 --per split --protocol P1 --setting S1
 """
@@ -13,11 +13,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from mmhpe_ros.data.splits import PROTOCOLS, SETTINGS
 from mmhpe_ros.modalities import ACTIONS, ENVIRONMENTS, MODALITIES, SUBJECTS
 
 HELP = "MM-Fi tree -> rosbag2 MCAP bags (one per sequence or per train/val split)"
-PROTOCOL_CHOICES = ("P1", "P2", "P3")  # mmhpe_ros.data.splits.PROTOCOLS (kept light for --help)
-SETTING_CHOICES = ("S1", "S2", "S3")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="OUT", help="output folder for the bags (must not exist)")
     parser.add_argument("--per", choices=("sequence", "split"), default="sequence",
                         help="one bag per sequence, or one per train/val split")
-    parser.add_argument("--protocol", choices=PROTOCOL_CHOICES, type=str.upper, default=None,
-                        help="action subset: P1 daily, P2 rehabilitation, P3 all "
-                             "(default: all actions; P3 for --per split)")
-    parser.add_argument("--setting", choices=SETTING_CHOICES, type=str.upper, default="S1",
+    parser.add_argument("--protocol", choices=tuple(PROTOCOLS), type=str.upper, default="P3",
+                        help="action subset: P1 daily, P2 rehabilitation, P3 all 27")
+    parser.add_argument("--setting", choices=tuple(SETTINGS), type=str.upper, default="S1",
                         help="split for --per split: S1 random, S2 cross-subject, S3 cross-environment")
     parser.add_argument("--seed", type=int, default=0, help="S1 random-split seed (MM-Fi's default 0)")
     parser.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES),
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.out).exists() and not args.overwrite:  # say so before a long indexing pass
         return _error(f"{args.out} exists; pass --overwrite to replace it")
-    protocol = args.protocol or "P3"
+    protocol = args.protocol  # P1 | P2 | P3 (upper-cased by argparse)
     in_protocol = splits.protocol_actions(protocol)
     actions = [action for action in (args.actions or ACTIONS) if action in in_protocol]
     try:
@@ -82,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, MmfiFormatError, BagFormatError) as error:
         return _error(str(error))
     where = f"{protocol} x {args.setting}, seed {args.seed}" if args.per == "split" else "per sequence"
-    print(f"wrote {len(written)} bags ({where}) from {len(dataset.keys)} sequences, "
+    plural = "" if len(written) == 1 else "s"
+    print(f"wrote {len(written)} bag{plural} ({where}) from {len(dataset.keys)} sequences, "
           f"{len(dataset)} frames ({dataset.skipped_frames} skipped: empty files) to {args.out}")
     return 0

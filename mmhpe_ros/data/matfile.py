@@ -65,7 +65,9 @@ def _elements(blob: bytes, start: int, end: int, order: str) -> list[_Element]:
             data = position + 8
             size = 8 + (count if kind == MI_COMPRESSED else -(-count // 8) * 8)  # padded to 8
             if count > end - data:
-                raise MatFileError(f"element at byte {position} claims {count} bytes, {end - data} left (truncated?)")
+                raise MatFileError(
+                    f"element at byte {position} claims {count} bytes, {end - data} left (truncated?)"
+                )
         if kind not in ELEMENT_BYTES and kind not in (MI_MATRIX, MI_COMPRESSED, *TEXT_TYPES):
             raise MatFileError(f"unknown element type {kind} at byte {position}")
         elements.append(_Element(kind, data, count))
@@ -88,11 +90,15 @@ def _matrix(blob: bytes, matrix: _Element, order: str) -> tuple[str, MatVariable
     if variable.matlab_class in NUMERIC_CLASSES:
         data = parts[3:]
         if len(data) != 1 + variable.is_complex:
-            raise MatFileError(f"array {name!r} has {len(data)} data parts, its flags say {1 + variable.is_complex}")
+            raise MatFileError(
+                f"array {name!r} has {len(data)} data parts, its flags say {1 + variable.is_complex}"
+            )
         elements = int(np.prod(dims, dtype=np.int64))
         for part in data:
             if part.kind not in ELEMENT_BYTES or part.count != elements * ELEMENT_BYTES[part.kind]:
-                raise MatFileError(f"array {name!r} {dims} has a data part of {part.count} bytes of type {part.kind}")
+                raise MatFileError(
+                    f"array {name!r} {dims} has a data part of {part.count} bytes of type {part.kind}"
+                )
     return name, variable
 
 

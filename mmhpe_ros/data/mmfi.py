@@ -6,9 +6,11 @@ Layout (``/work/shared/docs/mmfi.md``, the MM-Fi toolbox)::
     <root>/E0x/Syy/Azz/<folder>/frame001.<ext> .. frameF.<ext>    folder/ext: modalities.MMFI_FORMATS
 
 A frame file of size 0 marks a frame missing for that modality. The files are untrusted input:
-``.npy`` files are read without pickle, every file is size-checked against ``MAX_FILE_BYTES``
-before it is read, and every array is checked for its MM-Fi shape and dtype. Problems raise
-:class:`MmfiFormatError` naming the file and what was expected.
+every file is size-checked against ``MAX_FILE_BYTES`` before it is read, ``.npy`` files are read
+without pickle after their header is checked, ``.mat`` files are walked
+(:mod:`mmhpe_ros.data.matfile`) before scipy parses them, and every array is checked for its
+MM-Fi shape and dtype. Problems raise :class:`MmfiFormatError` naming the file and what was
+expected.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from mmhpe_ros.skeleton import NUM_JOINTS, NUM_KEYPOINTS_2D
 # LiDAR .bin tens of KB, ground truth 120 KB); anything larger is refused before reading.
 MAX_FILE_BYTES: dict[str, int] = {"npy": 1 << 20, "bin": 64 << 20, "mat": 4 << 20}
 MAX_GROUND_TRUTH_BYTES = 16 << 20
+GROUND_TRUTH_EXPECTED = f"(frames >= 1, {NUM_JOINTS}, 3) floating point (metres)"
 
 CSI_VARIABLES: tuple[str, ...] = ("CSIamp", "CSIphase")  # stacked in this order: wifi[0], wifi[1]
 CSI_SHAPE = (CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS_PER_FRAME)
@@ -52,7 +55,7 @@ KEYPOINTS_SHAPE = (NUM_KEYPOINTS_2D, 2)
 POINT_COLUMNS: dict[str, int] = {"lidar": len(LIDAR_FIELDS), "mmwave": len(MMWAVE_FIELDS)}
 POINT_DTYPE = np.dtype("<f8")  # MM-Fi .bin files: raw little-endian float64
 MISSING_MODES = ("skip", "absent")
-GROUND_TRUTH_CACHE = 8  # sequences whose ground truth a dataset keeps in memory
+GROUND_TRUTH_CACHE = 8  # sequences whose ground truth a dataset keeps in memory (FIFO)
 
 
 class MmfiFormatError(ValueError):
@@ -112,7 +115,9 @@ def _npy_header(file: BinaryIO, path: str | Path) -> tuple[tuple[int, ...], np.d
         if reader is not None:
             shape, _, dtype = reader(file)
     except Exception as error:  # numpy's header parser raises ValueError, EOFError, TokenError...
-        raise MmfiFormatError(f"{path}: not a readable .npy file ({type(error).__name__}: {error})") from error
+        raise MmfiFormatError(
+            f"{path}: not a readable .npy file ({type(error).__name__}: {error})"
+        ) from error
     if reader is None:
         raise MmfiFormatError(f"{path}: .npy format version {version}, expected 1.0 or 2.0")
     if dtype.hasobject or dtype.kind not in "fiu":
@@ -176,7 +181,8 @@ def check_csi_mat(blob: bytes, path: str | Path) -> None:
         variable = variables.get(name)
         if variable is None:
             raise MmfiFormatError(f"{path}: no variable {name!r}; expected {' and '.join(CSI_VARIABLES)}")
-        if variable.dims != CSI_SHAPE or variable.matlab_class not in CSI_MATLAB_CLASSES or variable.is_complex:
+        real_float = variable.matlab_class in CSI_MATLAB_CLASSES and not variable.is_complex
+        if variable.dims != CSI_SHAPE or not real_float:
             raise MmfiFormatError(
                 f"{path}: {name} is {variable.describe()}, expected {CSI_SHAPE} real double or single"
             )
@@ -206,9 +212,6 @@ def load_csi(path: str | Path) -> np.ndarray:
 
 def _is_ground_truth(shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return len(shape) == 3 and shape[0] >= 1 and shape[1:] == (NUM_JOINTS, 3) and dtype.kind == "f"
-
-
-GROUND_TRUTH_EXPECTED = f"(frames >= 1, {NUM_JOINTS}, 3) floating point (metres)"
 
 
 def ground_truth_info(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -483,6 +486,8 @@ class MmfiDataset:
         return _Sequence(key, path, num_frames, tuple(present), filled_array)
 
     def _sequence_ground_truth(self, number: int) -> np.ndarray:
+        """Ground truth of sequence ``number``, from a small first-in first-out cache (safe to
+        share between threads: no lookup depends on another's eviction)."""
         cached = self._ground_truth.get(number)
         if cached is None:
             sequence = self._sequences[number]
@@ -490,8 +495,6 @@ class MmfiDataset:
             self._ground_truth[number] = cached
             while len(self._ground_truth) > GROUND_TRUTH_CACHE:
                 self._ground_truth.popitem(last=False)
-        else:
-            self._ground_truth.move_to_end(number)
         return cached
 
     @staticmethod

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.runtime.limits import CARD_BYTES, LimitError, read_bounded
 from mmhpe_ros.skeleton import JOINTS
 
 CARD_FORMAT = "mmhpe_ros.pose_model/1"
@@ -34,6 +35,7 @@ def atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are shareable data files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -46,7 +48,9 @@ def read_card(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     card_file = path if path.suffix == ".json" else card_path(path)
     try:
-        card = json.loads(card_file.read_text(encoding="utf-8"))
+        card = json.loads(read_bounded(card_file, CARD_BYTES, "model card").decode("utf-8"))
+    except LimitError as error:
+        raise CheckpointError(str(error)) from None
     except FileNotFoundError:
         raise CheckpointError(f"{card_file}: model card missing (expected beside the weights)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

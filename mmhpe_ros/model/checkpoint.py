@@ -8,6 +8,7 @@ files that do not match this code (joint order, modalities, tensor names or shap
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -24,6 +25,7 @@ from mmhpe_ros.model.card import (  # noqa: F401  (re-exported)
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.pose_model import PoseModel
 from mmhpe_ros.modalities import MODALITIES
+from mmhpe_ros.runtime.limits import SAFETENSORS_HEADER_BYTES
 from mmhpe_ros.skeleton import JOINTS
 
 
@@ -67,9 +69,6 @@ def load_model(
     ``modalities``: those the caller will feed; refused unless the model fuses every one of
     them (a model may fuse more: the rest are then simply absent at inference).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     card = read_card(path)
     config = ModelConfig.from_dict(card["config"])
@@ -81,27 +80,47 @@ def load_model(
             raise CheckpointError(
                 f"{path}: model fuses {list(config.modalities)}, cannot take {unknown + missing}"
             )
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: weights file missing") from None
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
     model = PoseModel(config)
-    expected = model.state_dict()
-    missing_keys = sorted(set(expected) - set(tensors))
-    extra_keys = sorted(set(tensors) - set(expected))
-    bad_shapes = [
-        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape
-    ]
-    if missing_keys or extra_keys or bad_shapes:
-        raise CheckpointError(
-            f"{path}: weights do not fit the model of its card: missing {missing_keys[:5]}, "
-            f"unexpected {extra_keys[:5]}, shape mismatches {bad_shapes[:5]}"
-        )
+    tensors = _read_weights(path, model.state_dict())
     non_finite = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if non_finite:
         raise CheckpointError(f"{path}: non-finite values in {non_finite[:5]}")
     model.load_state_dict(tensors)
     return model.to(device).eval(), card
+
+
+def _read_weights(path: Path, expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, read only once its header (bounded in size) lists
+    exactly the names and shapes of ``expected``; a hostile file cannot make us load more."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with open(path, "rb") as file:
+            head, size = file.read(8), os.fstat(file.fileno()).st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: weights file missing") from None
+    header = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 0 < header <= min(SAFETENSORS_HEADER_BYTES, size - 8):
+        raise CheckpointError(
+            f"{path}: not a safetensors file (header of {header} bytes in a {size}-byte file; "
+            f"at most {SAFETENSORS_HEADER_BYTES} accepted)"
+        )
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            shapes = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+            missing_keys = sorted(set(expected) - set(shapes))
+            extra_keys = sorted(set(shapes) - set(expected))
+            bad_shapes = [
+                f"{k} {shapes[k]} != {tuple(v.shape)}"
+                for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)
+            ]
+            if missing_keys or extra_keys or bad_shapes:
+                raise CheckpointError(
+                    f"{path}: weights do not fit the model of its card: missing {missing_keys[:5]}, "
+                    f"unexpected {extra_keys[:5]}, shape mismatches {bad_shapes[:5]}"
+                )
+            return {name: file.get_tensor(name) for name in expected}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None

@@ -21,6 +21,7 @@ class ModelConfig:
     modalities: tuple[str, ...] = MODALITIES  # fused modalities, in MODALITIES order
     feature_dim: int = 128  # width of each encoder's output
     hidden_dim: int = 256  # width of the fusion MLP / regression head
+    csi_width: int = 32  # channels of the CSI conv net's first block (then x2, x4); a multiple of 8
     fusion: str = "concat"  # "concat" (masked features + presence bits) or "attention"
     lidar_points: int = 1024  # points per LiDAR frame after deterministic resampling
     mmwave_points: int = 64  # radar points kept per frame (zero padded, masked)
@@ -45,6 +46,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if len(self.mmwave_feature_scale) != 2:
             raise ValueError("ModelConfig.mmwave_feature_scale needs 2 values: doppler, intensity")
+        if self.csi_width <= 0 or self.csi_width % 8:
+            raise ValueError(f"ModelConfig.csi_width must be a positive multiple of 8, got {self.csi_width}")
         for name in ("feature_dim", "hidden_dim", "lidar_points", "mmwave_points"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")

@@ -77,11 +77,12 @@ class CsiEncoder(nn.Module):
             ]
             return layers + ([nn.MaxPool2d(pool)] if pool else [])
 
+        w = config.csi_width
         self.conv = nn.Sequential(
-            *block(6, 32, (2, 1)), *block(32, 64, (2, 2)), *block(64, 128, None),
+            *block(6, w, (2, 1)), *block(w, 2 * w, (2, 2)), *block(2 * w, 4 * w, None),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
-        self.out = mlp([128, config.feature_dim])
+        self.out = mlp([4 * w, config.feature_dim])
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         csi = inputs[self.key]

@@ -9,19 +9,26 @@ from pathlib import Path
 from typing import Iterator
 
 from mmhpe_ros.resources import SAMPLE_BAG  # noqa: F401  (re-exported for the nodes)
+from mmhpe_ros.runtime.limits import DEFAULT_BAG_LIMITS, BagLimits, check_bag, check_message
 from mmhpe_ros.runtime.replay import Message
 
 
 class BagSource:
-    """An open bag: its topics and types, time span, and a time-ordered raw message reader."""
+    """An open bag: its topics and types, time span, and a time-ordered raw message reader.
 
-    def __init__(self, path: str | Path) -> None:
+    The bag is checked against ``limits`` before it is opened (record and chunk sizes) and each
+    message as it is read (:mod:`mmhpe_ros.runtime.limits`); a violation raises ``LimitError``.
+    """
+
+    def __init__(self, path: str | Path, limits: BagLimits = DEFAULT_BAG_LIMITS) -> None:
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
 
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag {self.path} does not exist")
+        self.limits = limits
+        check_bag(self.path, limits)
         self._reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
         try:
             self._reader.open()
@@ -37,6 +44,7 @@ class BagSource:
     def read(self, from_ns: int = 0) -> Iterator[Message]:
         """``(topic, bag time ns, CDR bytes)`` for every message at or after ``from_ns``."""
         for connection, stamp_ns, data in self._reader.messages(start=from_ns):
+            check_message(self.path, connection.topic, connection.msgtype, len(data), self.limits)
             yield connection.topic, stamp_ns, bytes(data)
 
     def close(self) -> None:

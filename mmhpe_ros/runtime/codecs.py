@@ -17,11 +17,14 @@ the message buffer where the layout allows. Encoders keep the source dtype (floa
 FLOAT64 fields or ``64FC2`` / ``64FC1`` images, float32 ones FLOAT32 / ``32FC2`` / ``32FC1``), so
 a round trip is bit-identical, NaN and inf included. Bad input raises :class:`CodecError` saying
 what is wrong; sizes are checked against the data before anything is allocated
-(test/test_fuzz_decoders.py fuzzes every decoder).
+(test/test_fuzz_decoders.py fuzzes every decoder). A cloud's field layout is validated once per
+distinct layout and kept compiled in a small LRU cache, so a decode costs a few microseconds
+plus, where a copy is needed, the copy (bench/bench_decode.py).
 """
 from __future__ import annotations
 
 import array
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -200,16 +203,52 @@ class _Field(NamedTuple):
     count: int
 
 
-def _cloud_fields(msg: Any) -> dict[str, _Field]:
-    """Validated fields of a PointCloud2 by name."""
-    order = ">" if msg.is_bigendian else "<"
-    point_step = int(msg.point_step)
+class _Layout(NamedTuple):
+    """The selected fields of one cloud layout, validated and compiled once (see :func:`_layout`).
+
+    ``structured`` is the structured dtype of the selected fields (requested names, the message's
+    offsets, ``itemsize`` = ``point_step``); ``block`` is the element type when the selected fields
+    are adjacent columns of one type in the requested order (one strided view reads them all),
+    else None; ``start`` the offset of the first selected field.
+    """
+
+    structured: np.dtype
+    counts: tuple[int, ...]
+    columns: int
+    common: np.dtype
+    block: np.dtype | None
+    start: int
+
+
+# (point_step, is_bigendian, ((name, datatype, offset, count), ...)) of a cloud, as the message
+# holds them: the key of a compiled layout (validated when compiled, see :func:`_cloud_fields`).
+_Signature = tuple[Any, Any, tuple[tuple[Any, Any, Any, Any], ...]]
+LAYOUT_CACHE_SIZE = 256  # distinct (layout, requested fields) pairs kept compiled
+MAX_POINT_FIELDS = 256  # drivers send a few to a few tens; bounds what one cached layout holds
+
+
+def _integer(value: Any, what: str) -> int:
+    """``value`` as an int when it equals one (so signatures that compare equal validate alike)."""
+    try:
+        integer = int(value)
+        if integer == value:
+            return integer
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise CodecError(f"PointCloud2: {what} is {value!r}, expected an integer")
+
+
+def _cloud_fields(signature: _Signature) -> dict[str, _Field]:
+    """Validated fields of a cloud layout by name."""
+    point_step, order = _integer(signature[0], "point_step"), ">" if signature[1] else "<"
     fields: dict[str, _Field] = {}
-    for field in msg.fields:
-        name = field.name
+    for name, datatype, offset, count in signature[2]:
+        if not isinstance(name, str):
+            raise CodecError(f"PointCloud2: field name {name!r} is not a string")
+        datatype = _integer(datatype, f"field {name!r} datatype")
+        offset, count = _integer(offset, f"field {name!r} offset"), _integer(count, f"field {name!r} count")
         if name in fields:
             raise CodecError(f"PointCloud2: field {name!r} listed twice")
-        datatype, offset, count = int(field.datatype), int(field.offset), int(field.count)
         if datatype not in POINT_FIELD_DTYPES:
             raise CodecError(
                 f"PointCloud2: field {name!r} has unknown datatype {datatype} "
@@ -258,8 +297,6 @@ def _resolve_fields(
     """(requested name, the message's field) for each requested name; all fields when None."""
     if names is None:
         return list(available.items())
-    if isinstance(names, str):
-        raise CodecError(f"field names must be a sequence of names, got the string {names!r}")
     if len(set(names)) != len(names):
         raise CodecError(f"field names requested twice: {list(names)}")
     resolved = []
@@ -272,30 +309,75 @@ def _resolve_fields(
     return resolved
 
 
-def _decode_layout(
-    msg: Any, fields: Sequence[str] | None
-) -> tuple[np.ndarray, tuple[int, int, int, int], list[tuple[str, _Field]]]:
-    """Validated buffer, (height, width, point_step, row_step) and selected fields of a cloud."""
-    buffer = _byte_buffer(msg.data, "PointCloud2")
-    size = _check_cloud_size(msg, buffer)
-    return buffer, size, _resolve_fields(_cloud_fields(msg), fields)
-
-
-def _structured_view(
-    buffer: np.ndarray, size: tuple[int, int, int, int], selected: list[tuple[str, _Field]],
-) -> np.ndarray:
-    """Structured (height * width,) array of the selected fields over ``buffer``."""
-    height, width, point_step, row_step = size
-    dtype = np.dtype({
+@functools.lru_cache(maxsize=LAYOUT_CACHE_SIZE)
+def _compile_layout(signature: _Signature, names: tuple[str, ...] | None) -> _Layout:
+    """Validate a layout and select ``names`` from it (cached: a sensor repeats its layout)."""
+    selected = _resolve_fields(_cloud_fields(signature), names)
+    counts = tuple(field.count for _, field in selected)
+    structured = np.dtype({
         "names": [name for name, _ in selected],
         "formats": [f.dtype if f.count == 1 else (f.dtype, (f.count,)) for _, f in selected],
         "offsets": [f.offset for _, f in selected],
-        "itemsize": point_step,
+        "itemsize": _integer(signature[0], "point_step"),
     })
-    if height * width == 0:
-        return np.empty(0, dtype=dtype)
-    grid = np.ndarray((height, width), dtype=dtype, buffer=buffer, strides=(row_step, point_step))
-    return grid.reshape(-1)
+    if not selected:
+        return _Layout(structured, (), 0, np.dtype(np.float64), None, 0)
+    common = np.result_type(*(f.dtype.newbyteorder("=") for _, f in selected))
+    first, start = selected[0][1].dtype, selected[0][1].offset
+    starts = start + first.itemsize * np.cumsum((0, *counts[:-1]))
+    adjacent = all(f.dtype == first and f.offset == s for (_, f), s in zip(selected, starts.tolist()))
+    return _Layout(structured, counts, sum(counts), common, first if adjacent else None, start)
+
+
+def _layout(msg: Any, names: Sequence[str] | None) -> _Layout:
+    """The validated layout of ``msg``'s fields, selected by ``names`` (all when None).
+
+    Only the signature is read per message; validation runs once per distinct signature.
+    """
+    if isinstance(names, str):
+        raise CodecError(f"field names must be a sequence of names, got the string {names!r}")
+    if len(msg.fields) > MAX_POINT_FIELDS:
+        raise CodecError(f"PointCloud2: {len(msg.fields)} fields, at most {MAX_POINT_FIELDS} accepted")
+    signature = (msg.point_step, msg.is_bigendian,
+                 tuple([(f.name, f.datatype, f.offset, f.count) for f in msg.fields]))
+    requested = None if names is None else tuple(names)
+    try:
+        return _compile_layout(signature, requested)
+    except TypeError:
+        hash(requested)  # our caller's mistake: let it raise
+        try:
+            hash(signature)
+        except TypeError:
+            raise CodecError(f"PointCloud2: fields hold unhashable values: {signature[2]!r}"[:300]) from None
+        raise
+
+
+def _decode_layout(
+    msg: Any, fields: Sequence[str] | None
+) -> tuple[np.ndarray, tuple[int, int, int, int], _Layout]:
+    """Validated buffer, (height, width, point_step, row_step) and selected fields of a cloud."""
+    buffer = _byte_buffer(msg.data, "PointCloud2")
+    size = _check_cloud_size(msg, buffer)
+    return buffer, size, _layout(msg, fields)
+
+
+def _point_grid(
+    buffer: np.ndarray, size: tuple[int, int, int, int], dtype: np.dtype, offset: int = 0,
+    columns: int = 0,
+) -> np.ndarray:
+    """(height * width,) array of ``dtype`` over ``buffer``, one element per point, or
+    (height * width, columns) of consecutive elements when ``columns``.
+
+    A view when rows are unpadded (or there is one row), otherwise a copy without the padding.
+    """
+    height, width, point_step, row_step = size
+    inner, strides = ((columns,), (dtype.itemsize,)) if columns else ((), ())
+    if height == 1 or row_step == width * point_step:
+        return np.ndarray((height * width, *inner), dtype=dtype, buffer=buffer, offset=offset,
+                          strides=(point_step, *strides))
+    grid = np.ndarray((height, width, *inner), dtype=dtype, buffer=buffer, offset=offset,
+                      strides=(row_step, point_step, *strides))
+    return grid.reshape(height * width, *inner)
 
 
 def read_points(msg: Any, fields: Sequence[str] | None = None) -> np.ndarray:
@@ -311,8 +393,10 @@ def read_points(msg: Any, fields: Sequence[str] | None = None) -> np.ndarray:
     a field outside ``point_step``, ``row_step`` shorter than a row, data length !=
     ``row_step * height`` or ``width * height`` beyond uint32.
     """
-    buffer, size, selected = _decode_layout(msg, fields)
-    return _structured_view(buffer, size, selected)
+    buffer, size, layout = _decode_layout(msg, fields)
+    if size[0] * size[1] == 0:
+        return np.empty(0, dtype=layout.structured)
+    return _point_grid(buffer, size, layout.structured)
 
 
 def read_points_array(
@@ -333,37 +417,50 @@ def read_points_array(
     """
     if not fields:
         raise CodecError("read_points_array needs at least one field name")
-    buffer, size, selected = _decode_layout(msg, fields)
-    height, width, point_step, row_step = size
-    counts = [f.count for _, f in selected]
-    columns = sum(counts)
-    common = np.result_type(*(f.dtype.newbyteorder("=") for _, f in selected))
-    out_dtype = common if dtype is None else np.dtype(dtype)
-    points = height * width
+    buffer, size, layout = _decode_layout(msg, fields)
+    return _columns(buffer, size, layout, dtype)
+
+
+def _columns(
+    buffer: np.ndarray, size: tuple[int, int, int, int], layout: _Layout, dtype: DTypeLike | None
+) -> np.ndarray:
+    """The selected fields of a validated cloud as an (N, columns) array of ``dtype``."""
+    out_dtype = layout.common if dtype is None else np.dtype(dtype)
+    points = size[0] * size[1]
     if points == 0:
-        return np.empty((0, columns), dtype=out_dtype)
-
-    first, start = selected[0][1].dtype, selected[0][1].offset
-    column_offsets = start + first.itemsize * np.cumsum([0] + counts[:-1])
-    adjacent = all(
-        f.dtype == first and f.offset == expected for (_, f), expected in zip(selected, column_offsets)
-    )
-    if adjacent:  # one strided view over every column at once
-        view = np.ndarray(
-            (height, width, columns), dtype=first, buffer=buffer, offset=start,
-            strides=(row_step, point_step, first.itemsize),
-        ).reshape(points, columns)
-        with np.errstate(over="ignore", invalid="ignore"):  # documented: out of the dtype's range
-            return view.astype(out_dtype, copy=False)
-
-    structured = _structured_view(buffer, size, selected)
-    out = np.empty((points, columns), dtype=out_dtype)
-    column = 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for (name, _), count in zip(selected, counts):
+        return np.empty((0, layout.columns), dtype=out_dtype)
+    block = layout.block
+    with np.errstate(over="ignore", invalid="ignore"):  # documented: out of the dtype's range
+        if block is not None:
+            return _block_columns(buffer, size, layout, block, out_dtype)
+        structured = _point_grid(buffer, size, layout.structured)
+        out = np.empty((points, layout.columns), dtype=out_dtype)
+        column = 0
+        for name, count in zip(layout.structured.names, layout.counts):
             out[:, column:column + count] = structured[name].reshape(points, count)
             column += count
     return out
+
+
+def _block_columns(
+    buffer: np.ndarray, size: tuple[int, int, int, int], layout: _Layout, block: np.dtype,
+    out_dtype: np.dtype,
+) -> np.ndarray:
+    """Adjacent columns of one element type ``block`` as (N, columns) ``out_dtype``: a strided view
+    where rows are unpadded and no cast is needed, otherwise one copy (and one cast)."""
+    height, width, point_step, row_step = size
+    points, run = height * width, layout.columns * block.itemsize
+    if height == 1 or row_step == width * point_step:
+        view = np.ndarray((points, layout.columns), dtype=block, buffer=buffer, offset=layout.start,
+                          strides=(point_step, block.itemsize))
+        if block == out_dtype:
+            return view
+        if point_step == run:  # packed points: one contiguous cast
+            return view.astype(out_dtype)
+    # Copy each point's run of bytes at once (numpy's strided copy of short rows is slow), then cast.
+    runs = np.ascontiguousarray(_point_grid(buffer, size, np.dtype((np.void, run)), layout.start))
+    values = runs.view(block).reshape(points, layout.columns)
+    return values if block == out_dtype else values.astype(out_dtype)
 
 
 def read_point_columns(msg: Any, fields: Sequence[str], dtype: DTypeLike | None = None) -> np.ndarray:
@@ -372,11 +469,13 @@ def read_point_columns(msg: Any, fields: Sequence[str], dtype: DTypeLike | None 
     Raises :class:`CodecError` as :func:`read_points_array` does, and when a requested field has
     ``count`` != 1 (e.g. a driver packing x, y, z into one field of count 3).
     """
-    points = read_points_array(msg, fields, dtype)
-    if points.shape[1] != len(fields):
-        counts = {name: field.count for name, field in _resolve_fields(_cloud_fields(msg), fields)}
+    if not fields:
+        raise CodecError("read_point_columns needs at least one field name")
+    buffer, size, layout = _decode_layout(msg, fields)
+    if layout.columns != len(fields):
+        counts = dict(zip(layout.structured.names, layout.counts))
         raise CodecError(f"PointCloud2: fields {counts} (name: count), expected count 1 each")
-    return points
+    return _columns(buffer, size, layout, dtype)
 
 
 def _datatype_dtype(datatype: int) -> np.dtype:

@@ -70,7 +70,7 @@ class LatestWorker(Generic[T]):
                 self._cond.wait_for(lambda: self._queue or self._closed)
                 if self._closed:
                     return
-                item = self._queue.popleft()
+                item = self._take()
                 self._busy = True
             try:
                 self._work(item)
@@ -82,3 +82,21 @@ class LatestWorker(Generic[T]):
                     self._busy = False
                     self.done += 1
                     self._cond.notify_all()
+
+    def _take(self):
+        """The next unit of work (called with the lock held, queue not empty)."""
+        return self._queue.popleft()
+
+
+class LatestBatchWorker(LatestWorker[T]):
+    """A :class:`LatestWorker` whose ``work`` gets every waiting item at once, as a list.
+
+    For work that is cheaper per item in batches (model inference): when it falls behind, the
+    backlog (at most ``max_pending`` items) is handled in one call rather than dropped.
+    ``on_error`` receives that list. ``done`` counts calls.
+    """
+
+    def _take(self):
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch

@@ -1,0 +1,93 @@
+"""Training and inference speed of the default model on CPU (or the device given).
+
+Prints one line per figure:
+  train_samples_per_s        AWC training throughput (modality dropout, penalty, Adam)
+  infer_fused_frame_p50_ms   latency of one fused frame (batch 1, all four modalities)
+  infer_fused_frame_p99_ms
+  shapley_seconds_per_frame  exact Shapley assessment (15 coalitions, cached features)
+  shapley_fraction_of_epoch  assessment time / epoch time, for this run's frame counts
+  shapley_fraction_of_epoch_mmfi_p1_s2  the same for MM-Fi P1 S2 (shapley_batches x batch_size
+                             assessed frames vs 32 subjects x 14 actions x 297 training frames)
+
+Usage: .venv/bin/python bench/bench_train.py [--frames 256] [--batch 32] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmhpe_ros.data.frames import Frame, SequenceKey
+from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.inputs import prepare_inputs
+from mmhpe_ros.train.config import TrainConfig
+from mmhpe_ros.train.data import PoseDataset
+from mmhpe_ros.train.trainer import Trainer
+
+MMFI_P1_S2_TRAIN_FRAMES = 32 * 14 * 297
+
+
+def frames(count: int, seed: int) -> list[Frame]:
+    """Frames with MM-Fi-sized arrays (values random: speed does not depend on them)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        joints = rng.normal(0, 0.3, (17, 3))
+        data = {"rgb": rng.uniform(0, 640, (17, 2)), "lidar": rng.normal(size=(int(rng.integers(300, 1500)), 3)),
+                "mmwave": rng.normal(size=(int(rng.integers(10, 80)), 5)),
+                "wifi": rng.uniform(0, 1, (2, 3, 114, 10))}
+        out.append(Frame(SequenceKey("E01", "S01", "A02"), i, joints, data))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=256, help="training frames per epoch")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--shapley-batches", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model_config = ModelConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(method="awc", epochs=1, batch_size=args.batch, shapley_batches=args.shapley_batches,
+                             device=args.device, output_dir=str(Path(tmp) / "run"), progress=False,
+                             tensorboard=False)
+        data = (PoseDataset(frames(args.frames, 0), model_config),
+                PoseDataset(frames(args.shapley_batches * args.batch, 1), model_config))
+        trainer = Trainer(config, datasets=data)
+        trainer.train_epoch(0)  # warm-up (allocations, first AWC update)
+        start = time.perf_counter()
+        trainer.train_epoch(1)
+        epoch_seconds = time.perf_counter() - start
+        trainer.assess()  # warm-up
+        assessment = trainer.assess()
+
+    model = trainer.model.eval()
+    sample = prepare_inputs(frames(1, 2)[0].data, model_config)
+    inputs = {k: torch.from_numpy(v)[None].to(args.device) for k, v in sample.items()}
+    latencies = []
+    with torch.no_grad():
+        for i in range(220):
+            start = time.perf_counter()
+            model(inputs)
+            if i >= 20:
+                latencies.append((time.perf_counter() - start) * 1000)
+    per_frame_train = epoch_seconds / args.frames
+    per_frame_shapley = assessment.seconds / assessment.frames
+    print(f"train_samples_per_s {args.frames / epoch_seconds:.1f}")
+    print(f"infer_fused_frame_p50_ms {np.percentile(latencies, 50):.2f}")
+    print(f"infer_fused_frame_p99_ms {np.percentile(latencies, 99):.2f}")
+    print(f"shapley_seconds_per_frame {per_frame_shapley:.6f}")
+    print(f"shapley_fraction_of_epoch {assessment.seconds / epoch_seconds:.4f}")
+    print(f"shapley_fraction_of_epoch_mmfi_p1_s2 "
+          f"{per_frame_shapley * args.shapley_batches * 192 / (per_frame_train * MMFI_P1_S2_TRAIN_FRAMES):.4f}")
+
+
+if __name__ == "__main__":
+    main()

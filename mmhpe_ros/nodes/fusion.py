@@ -1,0 +1,275 @@
+"""fusion_node: synchronise the four feature streams, run the pose model, publish the skeleton.
+
+Subscribes ``mmhpe/features/<modality>`` for the enabled modalities (sensor-data QoS), decodes
+each message (:func:`~mmhpe_ros.runtime.features.read_features`) and synchronises them by header
+stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
+``slop``, plus a ``deadline`` after which the modalities that are there are fused without the
+rest). Inference runs on a worker thread (:class:`~mmhpe_ros.runtime.worker.LatestBatchWorker`),
+so arrivals are never blocked by the model; when it falls behind, the sets that waited are
+inferred in one batch, and beyond ``max_pending`` waiting sets the oldest is dropped.
+
+Publishes, stamped with the set's stamp: visualization_msgs/MarkerArray (joints SPHERE_LIST,
+bones LINE_LIST, namespace per person, colour by the set of fused modalities), the 17 joints as
+geometry_msgs/PoseArray, the running MPJPE (mm, std_msgs/Float64) against ground truth when it is
+published (replay), and once a second a diagnostic_msgs/DiagnosticArray: per modality rate, age
+and drops, and which modalities the last set fused.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Float64, Header
+from visualization_msgs.msg import MarkerArray
+
+from mmhpe_ros.modalities import FRAME_IDS, MODALITIES, TOPICS
+from mmhpe_ros.nodes.messages import diagnostic_array, marker_array, to_stamp
+from mmhpe_ros.nodes.spin import spin_node
+from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.diagnostics import Level, Status, StreamMonitor, stream_status
+from mmhpe_ros.runtime.estimator import PoseEstimator
+from mmhpe_ros.runtime.features import FEATURE_MESSAGE_TYPES, feature_topic, features_present, read_features
+from mmhpe_ros.runtime.live_mpjpe import LiveMpjpe
+from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, color_for_modalities, skeleton_markers
+from mmhpe_ros.runtime.sync import FeatureSync, SyncedSet
+from mmhpe_ros.runtime.worker import LatestBatchWorker
+
+OUTPUT_QOS = QoSProfile(depth=10)  # reliable: RViz, Foxglove and `ros2 bag record` all match it
+DIAGNOSTICS_PERIOD_S = 1.0
+ERROR_LOG_PERIOD_S = 5.0
+COLOR_MODES = ("modalities", "fixed")
+_MESSAGE_CLASSES = {"sensor_msgs/msg/PointCloud2": PointCloud2, "sensor_msgs/msg/Image": Image}
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """One decoded feature message waiting in the synchroniser."""
+
+    arrays: dict[str, np.ndarray]
+    arrival_ns: int  # steady clock, for latency
+
+
+class FusionNode(Node):
+    """The fusion node; ``kwargs`` go to ``rclpy.node.Node`` (e.g. ``parameter_overrides``)."""
+
+    def __init__(self, node_name: str = "fusion_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        model_path = self._declare("model_path", "", "model weights (.safetensors, card beside it); "
+                                   "empty: the shipped model (models/mmhpe_awc.safetensors)")
+        modalities = self._declare("modalities", list(MODALITIES), f"modalities to subscribe and fuse, of {MODALITIES}")
+        queue_size = self._declare("queue_size", 10, "messages kept per modality while waiting for a match "
+                                   "(as message_filters' queue_size)")
+        slop = self._declare("slop", 0.05, "largest stamp difference (s) between messages of one set "
+                             "(as message_filters' slop)")
+        deadline = self._declare("deadline", 0.25, "stamp time (s) to wait for a late modality before "
+                                 "fusing the others without it")
+        reset_after = self._declare("reset_after", 1.0, "a stamp this far (s) behind its stream resets the "
+                                    "synchroniser (bag loop, restarted sensor)")
+        self.idle_flush_s = self._declare("idle_flush", 0.5, "wall seconds without any input after which "
+                                          "pending sets are fused with what is there")
+        self.frame_id = self._declare("frame_id", FRAME_IDS["world"], "frame id of markers and joints")
+        self.color_mode = self._declare("color_mode", "modalities", f"skeleton colour: one of {COLOR_MODES} "
+                                        "(modalities: by how many modalities were fused)")
+        lifetime = self._declare("marker_lifetime", 0.5, "seconds a skeleton stays in RViz without an update")
+        tolerance = self._declare("mpjpe_tolerance", 0.02, "largest stamp difference (s) between a prediction "
+                                  "and the ground truth it is scored against")
+        max_pending = self._declare("max_pending", 8, "sets waiting for inference (inferred in one batch); "
+                                    "the oldest is dropped beyond")
+        threads = self._declare("torch_threads", 1, "CPU threads for inference (0: torch's default)")
+        device = self._declare("device", "cpu", "torch device for inference (cpu, cuda)")
+        self.stale_after_s = self._declare("stale_after_s", 1.0, "diagnostics report a modality STALE after "
+                                           "this many seconds without a message")
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {COLOR_MODES}, got {self.color_mode!r}")
+        unknown = [m for m in modalities if m not in MODALITIES]
+        if not modalities or unknown:
+            raise ValueError(f"modalities must be a non-empty list of {MODALITIES}, got {modalities}")
+        self.modalities = tuple(m for m in MODALITIES if m in modalities)
+
+        self.torch_threads = threads
+        self._worker_threads_set = False
+        if not model_path:
+            from mmhpe_ros.resources import default_model_path
+
+            model_path = str(default_model_path())
+        self.estimator = PoseEstimator(model_path, self.modalities, device)
+        self.sync: FeatureSync[Arrived] = FeatureSync(
+            self.modalities, queue_size=queue_size, slop_s=slop, deadline_s=deadline, reset_after_s=reset_after)
+        self.mpjpe = LiveMpjpe(round(tolerance * 1e9))
+        self.lifetime_ns = round(lifetime * 1e9)
+        self.types = codecs.rclpy_types()
+        self.monitors = {m: StreamMonitor() for m in self.modalities}
+        self.decode_errors = dict.fromkeys(self.modalities, 0)
+        self.empty = dict.fromkeys(self.modalities, 0)
+        self.fused = self.partial = self.inference_errors = 0
+        self.last_fused: tuple[str, ...] = ()
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)  # last input in -> markers out (ms)
+        self.forward_ms: deque[float] = deque(maxlen=10_000)  # model forward per set (ms)
+        self._lock = threading.Lock()  # sync and mpjpe: subscription callbacks vs worker and timers
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._last_arrival_ns = self._steady.now().nanoseconds
+
+        self._markers = self.create_publisher(MarkerArray, TOPICS.markers, OUTPUT_QOS)
+        self._joints = self.create_publisher(PoseArray, TOPICS.joints, OUTPUT_QOS)
+        self._mpjpe = self.create_publisher(Float64, TOPICS.mpjpe, OUTPUT_QOS)
+        self._diagnostics = self.create_publisher(DiagnosticArray, TOPICS.diagnostics, QoSProfile(depth=10))
+        for modality in self.modalities:
+            self.create_subscription(
+                _MESSAGE_CLASSES[FEATURE_MESSAGE_TYPES[modality]], feature_topic(modality),
+                lambda msg, m=modality: self._on_features(m, msg), qos_profile_sensor_data)
+        self.create_subscription(PoseArray, TOPICS.ground_truth, self._on_ground_truth, QoSProfile(depth=10))
+        self.worker: LatestBatchWorker[SyncedSet[Arrived]] = LatestBatchWorker(
+            self._fuse, max_pending=max_pending, on_error=self._on_fuse_error, name="fusion_inference")
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics, clock=self._steady)
+        self.create_timer(max(self.idle_flush_s / 2, 0.01), self._flush_when_idle, clock=self._steady)
+        self.get_logger().info(f"fusing {list(self.modalities)} with {model_path} (slop {slop} s, deadline "
+                               f"{deadline} s, queue {queue_size}) -> {TOPICS.markers}, {TOPICS.joints}")
+
+    def destroy_node(self) -> None:
+        self.worker.close()
+        super().destroy_node()
+
+    def _declare(self, name: str, default: Any, description: str) -> Any:
+        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _on_features(self, modality: str, msg: Any) -> None:
+        try:
+            now = self._steady.now().nanoseconds
+            stamp = codecs.header_stamp_ns(msg)
+            self.monitors[modality].arrived(self.get_clock().now().nanoseconds, stamp)
+            if not features_present(msg):
+                self.empty[modality] += 1
+                return
+            arrived = Arrived(read_features(modality, msg, self.estimator.config), now)
+            with self._lock:
+                self._last_arrival_ns = now
+                sets = self.sync.add(modality, stamp, arrived)
+            for synced in sets:
+                self.worker.submit(synced)
+        except Exception as error:  # noqa: BLE001 - a callback must never raise; counted and logged
+            self.decode_errors[modality] += 1
+            self.get_logger().error(f"{feature_topic(modality)}: dropped a message: {error}",
+                                    throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+    def _on_ground_truth(self, msg: PoseArray) -> None:
+        try:
+            joints = codecs.read_pose_array(msg)
+            with self._lock:
+                mean = self.mpjpe.add_truth(codecs.header_stamp_ns(msg), joints)
+            if mean is not None:
+                self._publish_mpjpe()
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f"{TOPICS.ground_truth}: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+    def _flush_when_idle(self) -> None:
+        with self._lock:
+            idle = self._steady.now().nanoseconds - self._last_arrival_ns > self.idle_flush_s * 1e9
+            sets = self.sync.flush() if idle and any(self.sync.pending.values()) else []
+        for synced in sets:
+            self.worker.submit(synced)
+
+    def _on_fuse_error(self, batch: list[SyncedSet[Arrived]], error: BaseException) -> None:
+        self.inference_errors += len(batch)
+        self.get_logger().error(f"inference on {len(batch)} set(s) from {batch[0].stamp_ns} ns failed: {error}",
+                                throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+    # -- inference (worker thread) -----------------------------------------------------------
+
+    def _fuse(self, batch: list[SyncedSet[Arrived]]) -> None:
+        if not self._worker_threads_set:  # OpenMP thread counts are per calling thread: set it here
+            self._worker_threads_set = True
+            if self.torch_threads > 0:
+                import torch
+
+                torch.set_num_threads(self.torch_threads)
+        predictions = self.estimator.predict_batch(
+            [{m: a.arrays for m, a in synced.messages.items()} for synced in batch])
+        self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
+        for synced, joints in zip(batch, predictions):
+            self._publish(synced, joints)
+
+    def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray) -> None:
+        header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
+        present = [m in synced.messages for m in MODALITIES]
+        color = color_for_modalities(present) if self.color_mode == "modalities" else MODALITY_COUNT_COLORS[4]
+        self._markers.publish(marker_array(skeleton_markers(joints, color=color), header, self.lifetime_ns))
+        self._joints.publish(codecs.create_pose_array(self.types, header, joints))
+        done = self._steady.now().nanoseconds
+        self.latencies_ms.append((done - max(a.arrival_ns for a in synced.messages.values())) / 1e6)
+        self.fused += 1
+        self.partial += not synced.complete
+        self.last_fused = tuple(synced.messages)
+        with self._lock:
+            error = self.mpjpe.add_prediction(synced.stamp_ns, joints)
+        if error is not None:
+            self._publish_mpjpe()
+
+    def _publish_mpjpe(self) -> None:
+        mean = self.mpjpe.mean_mm
+        if mean is not None:
+            self._mpjpe.publish(Float64(data=float(mean)))
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    def statuses(self) -> list[Status]:
+        """One status per modality (rate, age, drops) and one for the fusion itself."""
+        now = self.get_clock().now().nanoseconds
+        name = self.get_name()
+        with self._lock:
+            counters = self.sync.counters
+            pending = self.sync.pending
+            resets = self.sync.resets
+            mean_mpjpe, matched = self.mpjpe.mean_mm, self.mpjpe.count
+        out = []
+        for modality in self.modalities:
+            c = counters[modality]
+            out.append(stream_status(
+                f"{name}: {feature_topic(modality)}", self.monitors[modality], now,
+                stale_after_s=self.stale_after_s, hardware_id=modality,
+                counters={"used": c.used, "dropped": c.dropped + self.decode_errors[modality],
+                          "unmatched": c.unmatched, "late": c.late, "overflow": c.overflow,
+                          "decode_errors": self.decode_errors[modality], "empty": self.empty[modality],
+                          "missing_from_sets": c.missing, "resets": c.resets, "queued": pending[modality]}))
+        values = {
+            "fused": str(self.fused), "partial": str(self.partial), "last_fused": ",".join(self.last_fused),
+            "inference_dropped": str(self.worker.dropped), "inference_errors": str(self.inference_errors),
+            "sync_resets": str(resets),
+            "forward_ms": f"{self.forward_ms[-1]:.2f}" if self.forward_ms else "n/a",
+            "latency_ms": f"{self.latencies_ms[-1]:.2f}" if self.latencies_ms else "n/a",
+            "mpjpe_mm": "n/a" if mean_mpjpe is None else f"{mean_mpjpe:.1f}", "mpjpe_frames": str(matched),
+        }
+        if not self.fused:
+            level, message = Level.STALE, "nothing fused yet"
+        elif set(self.last_fused) != set(self.modalities):
+            missing = [m for m in self.modalities if m not in self.last_fused]
+            level, message = Level.WARN, f"fusing without {', '.join(missing)}"
+        else:
+            level, message = Level.OK, f"fusing {', '.join(self.last_fused)}"
+        out.append(Status(f"{name}: fusion", level, message, "fusion", values))
+        return out
+
+    def publish_diagnostics(self) -> None:
+        try:
+            self._diagnostics.publish(diagnostic_array(self.statuses(), self.get_clock().now().to_msg()))
+        except Exception as error:  # noqa: BLE001 - diagnostics must not take the node down
+            self.get_logger().error(f"diagnostics failed: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(FusionNode, args)
+
+
+if __name__ == "__main__":
+    main()

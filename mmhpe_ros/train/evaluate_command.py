@@ -1,0 +1,137 @@
+"""Evaluate a pose model: `mmhpe-ros evaluate [--model PATH] [--data-root ROOT | --bags PATH ...]`.
+
+MPJPE and PA-MPJPE (mm) of every non-empty subset of the model's modalities (15 for four),
+overall and per action, on one split of an MM-Fi tree or of rosbag2 bags. Writes subsets.md,
+subsets.csv, actions.md and actions.csv into --out and prints the subset table.
+
+Which data: --data-root / --bags / --protocol / --setting / --split-seed on the command line win;
+otherwise the values of --config (a training YAML); without --config, the training data recorded
+in the model's card (so a trained model is evaluated on its own validation split by default).
+Frames missing a modality are evaluated with the modalities they have and counted as "partial"
+(--complete-only leaves them out); see mmhpe_ros/train/evaluate.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "MPJPE / PA-MPJPE of a model for every modality subset, overall and per action"
+SPLIT_CHOICES = ("val", "train", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="model weights (.safetensors with its .json card); none: the shipped model")
+    parser.add_argument("--config", default=None,
+                        help="training config YAML whose data keys to use (none: the model card's training data)")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--data-root", default=None, help="MM-Fi tree root (real or generated)")
+    data.add_argument("--bags", nargs="+", default=None, help="rosbag2 bags written by `mmhpe-ros convert`")
+    parser.add_argument("--protocol", choices=("P1", "P2", "P3"), default=None, help="MM-Fi protocol (none: from --config or the card)")
+    parser.add_argument("--setting", choices=("S1", "S2", "S3"), default=None, help="MM-Fi setting (none: from --config or the card)")
+    parser.add_argument("--split-seed", type=int, default=None, help="seed of the S1 random split")
+    parser.add_argument("--split", choices=SPLIT_CHOICES, default="val",
+                        help="which frames: the protocol/setting's val or train split, or all of the protocol")
+    parser.add_argument("--max-frames", type=int, default=None, help="evaluate an evenly strided subset of this many frames")
+    parser.add_argument("--complete-only", action="store_true",
+                        help="leave out frames missing any of a subset's modalities (else: evaluated with the rest, counted as partial)")
+    parser.add_argument("--out", default="runs/evaluate", help="output folder of the tables")
+    parser.add_argument("--batch-size", type=int, default=256, help="frames per forward pass")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmhpe_ros.model.card import CheckpointError
+
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
+        print(f"mmhpe-ros evaluate: {error}", file=sys.stderr)
+        return 2
+
+
+def _data_config(args: argparse.Namespace, card: dict[str, Any], modalities: tuple[str, ...]) -> Any:
+    """The :class:`TrainConfig` naming the data: flags > --config > the card's training data."""
+    import dataclasses
+
+    from mmhpe_ros.train.config import TrainConfig, load_train_config
+
+    if args.config is not None:
+        base = load_train_config(args.config)
+    else:
+        recorded = card.get("training_data") or {}
+        source = recorded.get("source")
+        values = {k: recorded[k] for k in ("protocol", "setting", "split_seed") if recorded.get(k) is not None}
+        if isinstance(source, str):
+            values["data_root"] = source
+        elif isinstance(source, list):
+            values["bags"] = source
+        base = TrainConfig(**values)
+    flags = {"data_root": args.data_root, "protocol": args.protocol, "setting": args.setting,
+             "split_seed": args.split_seed}
+    changes: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if args.data_root is not None:
+        changes["bags"] = ()
+    if args.bags is not None:
+        changes.update(bags=tuple(args.bags), data_root=None)
+    limit = args.max_frames
+    return dataclasses.replace(base, **changes, method="naive", modality=None, modalities=modalities,
+                               max_train_frames=limit, max_val_frames=limit, progress=args.progress)
+
+
+def _check_data(config: Any) -> None:
+    """A clear error when the data named by ``config`` is not there."""
+    if not config.data_root and not config.bags:
+        raise ValueError("no data: pass --data-root (an MM-Fi tree) or --bags (the model card names none)")
+    missing = [p for p in ([config.data_root] if config.data_root else list(config.bags)) if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"data not found: {', '.join(missing)}; pass --data-root or --bags")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from mmhpe_ros.model.checkpoint import load_model
+    from mmhpe_ros.resources import default_model_path
+    from mmhpe_ros.train.data import FrameSubset, PoseDataset, frame_source, split_sources, strided
+    from mmhpe_ros.train.distributed import resolve_device
+    from mmhpe_ros.train.evaluate import ActionLabelled, evaluate
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model_path = Path(args.model) if args.model is not None else default_model_path()
+    if not model_path.exists():
+        raise FileNotFoundError(f"{model_path}: model weights not found")
+    device = resolve_device(args.device)
+    model, card = load_model(model_path, device)
+    config = _data_config(args, card, tuple(model.modalities))
+    _check_data(config)
+
+    if args.split == "all":
+        source = frame_source(config)
+        frames = FrameSubset(source, strided(len(source), args.max_frames))
+    else:
+        train_frames, val_frames = split_sources(config)
+        frames = val_frames if args.split == "val" else train_frames
+    dataset = PoseDataset(frames, model.config, progress=args.progress)
+    if len(dataset) == 0:
+        raise ValueError(f"none of the {len(frames)} {args.split} frames has any of the model's modalities "
+                         f"{list(model.modalities)}")
+    loader = DataLoader(ActionLabelled(dataset), batch_size=args.batch_size, shuffle=False)
+    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress, leave=False)
+    with torch.inference_mode():
+        result = evaluate(model, batches, device, complete_only=args.complete_only)
+
+    data_name = config.data_root or ", ".join(config.bags)
+    title = (f"{model_path.name} on {data_name}: {config.protocol} {config.setting} {args.split}, "
+             f"{result.frames} frames")
+    paths = result.write(args.out, title)
+    print(f"# {title}" + (f" ({dataset.dropped} frames without any model modality dropped)" if dataset.dropped else ""))
+    print(result.markdown(), end="")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

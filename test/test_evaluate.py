@@ -1,0 +1,208 @@
+"""Subset evaluation: every modality subset, honest counts of missing data, per action, tables, command."""
+from __future__ import annotations
+
+import csv
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).parent))
+from mmfi_tree import write_tree  # noqa: E402
+
+from mmhpe_ros.cli import main  # noqa: E402
+from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
+from mmhpe_ros.metrics import mpjpe, pa_mpjpe  # noqa: E402
+from mmhpe_ros.modalities import MODALITIES  # noqa: E402
+from mmhpe_ros.model.checkpoint import save_model  # noqa: E402
+from mmhpe_ros.model.config import ModelConfig  # noqa: E402
+from mmhpe_ros.model.pose_model import PoseModel  # noqa: E402
+from mmhpe_ros.train.data import PoseDataset  # noqa: E402
+from mmhpe_ros.train.evaluate import ActionLabelled, Evaluation, evaluate, subset_name  # noqa: E402
+
+torch.set_num_threads(1)
+TINY = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=16, mmwave_points=4)
+FULL = subset_name(MODALITIES)
+
+
+def make_frames(count: int = 20, seed: int = 0, missing: bool = True) -> list[Frame]:
+    """Frames of two actions; if ``missing``, WiFi missing in every 4th frame, radar in every 5th."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(count):
+        joints = rng.normal(0, 0.3, (17, 3))
+        data = {
+            "rgb": 320 + 200 * joints[:, :2],
+            "lidar": np.repeat(joints, 2, axis=0) + rng.normal(0, 0.02, (34, 3)),
+            "mmwave": np.hstack([joints[:5], rng.normal(size=(5, 2))]),
+            "wifi": rng.uniform(0, 1, (2, 3, 114, 10)),
+        }
+        if missing and i % 4 == 1:
+            del data["wifi"]
+        if missing and i % 5 == 2:
+            del data["mmwave"]
+        frames.append(Frame(SequenceKey("E01", "S01", "A02" if i % 2 else "A03"), i, joints, data))
+    return frames
+
+
+def loader(frames: list[Frame], batch_size: int = 6) -> DataLoader:
+    return DataLoader(ActionLabelled(PoseDataset(frames, TINY)), batch_size=batch_size)
+
+
+def model(seed: int = 0) -> PoseModel:
+    torch.manual_seed(seed)
+    return PoseModel(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    return make_frames()
+
+
+@pytest.fixture(scope="module")
+def result(frames: list[Frame]) -> Evaluation:
+    return evaluate(model(), loader(frames))
+
+
+class IgnoresWifi(PoseModel):
+    """A model whose output never depends on WiFi."""
+
+    def fuse(self, features, present):
+        kept = present.clone()
+        kept[:, self.modalities.index("wifi")] = False
+        return super().fuse({m: f for m, f in features.items() if m != "wifi"}, kept)
+
+
+def test_fifteen_subsets_in_order_with_honest_counts(result: Evaluation, frames: list[Frame]) -> None:
+    names = [s.name for s in result.overall()]
+    expected = ["+".join(c) for k in range(1, 5) for c in itertools.combinations(MODALITIES, k)]
+    assert names == expected and len(names) == 15
+    with_wifi = sum("wifi" in f.data for f in frames)
+    with_both = sum("wifi" in f.data and "mmwave" in f.data for f in frames)
+    assert result.score(["wifi"]).frames == with_wifi < len(frames)
+    assert result.score(["wifi"]).partial == 0
+    rgb_wifi = result.score(["rgb", "wifi"])
+    assert (rgb_wifi.frames, rgb_wifi.partial) == (len(frames), len(frames) - with_wifi)
+    assert result.score(["mmwave", "wifi"]).frames == sum("wifi" in f.data or "mmwave" in f.data for f in frames)
+    strict = evaluate(model(), loader(frames), complete_only=True)
+    assert strict.score(["rgb", "wifi"]).frames == with_wifi
+    assert strict.score(["mmwave", "wifi"]).frames == with_both
+    assert all(s.partial == 0 for s in strict.scores)
+
+
+def test_scores_match_a_direct_forward_pass(result: Evaluation, frames: list[Frame]) -> None:
+    net = model().train()  # evaluate() must switch to eval mode and back
+    batch = next(iter(loader(frames, batch_size=len(frames))))
+    with torch.no_grad():
+        net.eval()
+        fused = net(batch).numpy()
+        present = batch["present"].clone()
+        present[:, 1:] = False  # rgb only
+        rgb = net(batch, present).numpy()
+        net.train()
+    target = batch["joints"].numpy()
+    assert result.score(MODALITIES).mpjpe_mm == pytest.approx(mpjpe(fused, target), rel=1e-5)
+    assert result.score(MODALITIES).pa_mpjpe_mm == pytest.approx(pa_mpjpe(fused, target), rel=1e-5)
+    assert result.score(["rgb"]).mpjpe_mm == pytest.approx(mpjpe(rgb, target), rel=1e-5)
+    evaluate(net, loader(frames))
+    assert net.training
+
+
+def test_a_model_ignoring_a_modality_scores_the_same_with_and_without_it() -> None:
+    frames = make_frames(12, seed=1, missing=False)  # the same frames in every subset
+    torch.manual_seed(0)
+    ignoring = evaluate(IgnoresWifi(TINY), loader(frames))
+    for subset in itertools.chain.from_iterable(itertools.combinations(MODALITIES[:3], k) for k in (1, 2, 3)):
+        without, with_wifi = ignoring.score(subset), ignoring.score((*subset, "wifi"))
+        assert with_wifi.mpjpe_mm == pytest.approx(without.mpjpe_mm, rel=1e-6)
+        assert with_wifi.pa_mpjpe_mm == pytest.approx(without.pa_mpjpe_mm, rel=1e-6)
+    normal = evaluate(model(), loader(frames))  # the check can fail: WiFi does change a normal model
+    assert normal.score(MODALITIES).mpjpe_mm != pytest.approx(normal.score(MODALITIES[:3]).mpjpe_mm, rel=1e-6)
+
+
+def test_pa_mpjpe_not_above_mpjpe(result: Evaluation) -> None:
+    assert all(0 < s.pa_mpjpe_mm <= s.mpjpe_mm for s in result.scores)
+
+
+def test_per_action_rows_add_up_to_the_overall_rows(result: Evaluation, frames: list[Frame]) -> None:
+    assert result.actions() == ["A02", "A03"]
+    assert len(result.per_action()) == 2 * 15
+    for overall in result.overall():
+        parts = [result.score(overall.subset, a) for a in result.actions()]
+        assert sum(p.frames for p in parts) == overall.frames
+        assert sum(p.partial for p in parts) == overall.partial
+        weighted = sum(p.mpjpe_mm * p.frames for p in parts) / overall.frames
+        assert weighted == pytest.approx(overall.mpjpe_mm, rel=1e-9)
+    assert result.score(MODALITIES, "A02").frames == sum(f.key.action == "A02" for f in frames)
+
+
+def test_csv_and_markdown_agree(result: Evaluation, tmp_path: Path) -> None:
+    paths = result.write(tmp_path, "tiny")
+    with open(paths["subsets.csv"], newline="") as file:
+        rows = list(csv.DictReader(file))
+    lines = [line for line in paths["subsets.md"].read_text().splitlines() if line.startswith("|")]
+    table = [line.strip("|").split("|") for line in lines[2:]]  # after the header and its rule
+    assert len(rows) == len(table) == 15
+    for row, cells in zip(rows, table):
+        name, frames, partial, error, pa = (c.strip() for c in cells)
+        assert (row["subset"], row["frames"], row["partial"]) == (name, frames, partial)
+        assert row["action"] == "all" and int(row["size"]) == name.count("+") + 1
+        assert f"{float(row['mpjpe_mm']):.2f}" == error and f"{float(row['pa_mpjpe_mm']):.2f}" == pa
+    with open(paths["actions.csv"], newline="") as file:
+        action_rows = list(csv.DictReader(file))
+    assert len(action_rows) == 30 and {r["action_name"] for r in action_rows} == {
+        "chest expanding horizontally", "chest expanding vertically"}
+    full = result.score(MODALITIES, "A03")
+    assert f"| A03 | chest expanding vertically | {full.frames} | {full.mpjpe_mm:.2f} |" in paths["actions.md"].read_text()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("evaluate")
+    keys = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S05", "A02"), SequenceKey("E01", "S05", "A03"))
+    tree = write_tree(root / "tree", keys, frames=3)
+    card = {"training_data": {"source": str(tree), "protocol": "P1", "setting": "S2", "split_seed": 0}}
+    return save_model(root / "model.safetensors", model(), card), tree
+
+
+def test_command_end_to_end(saved: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    weights, _ = saved
+    out = tmp_path / "eval"
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        code = main(["evaluate", "--model", str(weights), "--out", str(out), "--batch-size", "4", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "S2 val, 6 frames" in printed  # the card's split: S05 validates under S2
+    assert f"| {FULL} | 6 | 0 |" in printed
+    assert {p.name for p in out.iterdir()} == {"subsets.md", "subsets.csv", "actions.md", "actions.csv"}
+    assert (out / "subsets.md").read_text().count("\n| ") == 16  # header + 15 subsets
+    with pytest.warns(UserWarning):
+        assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "all"), "--split", "all",
+                     "--setting", "S1", "--no-progress"]) == 0
+    assert "P1 S1 all, 9 frames" in capsys.readouterr().out
+
+
+def test_command_errors_exit_2(saved: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    weights, tree = saved
+    assert main(["evaluate", "--model", str(tmp_path / "none.safetensors"), "--data-root", str(tree)]) == 2
+    assert "none.safetensors: model weights not found" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(weights), "--data-root", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    bare = tmp_path / "bare.safetensors"
+    save_model(bare, model())  # a card without training data
+    assert main(["evaluate", "--model", str(bare)]) == 2
+    assert "pass --data-root" in capsys.readouterr().err
+
+
+def test_a_one_modality_model_has_one_subset(frames: list[Frame], tmp_path: Path) -> None:
+    config = ModelConfig(modalities=("lidar",), feature_dim=8, hidden_dim=16, lidar_points=16)
+    torch.manual_seed(0)
+    batches = DataLoader(ActionLabelled(PoseDataset(frames, config)), batch_size=8)
+    result = evaluate(PoseModel(config), batches)
+    assert [s.name for s in result.overall()] == ["lidar"] and result.overall()[0].frames == len(frames)
+    paths = result.write(tmp_path)
+    assert "| A02 | chest expanding horizontally |" in paths["actions.md"].read_text()

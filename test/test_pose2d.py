@@ -1,0 +1,254 @@
+"""2D keypoints from camera images (runtime/pose2d.py) on a real photograph, and the whole path
+Image message -> keypoints -> model pixels -> model inputs -> PoseModel, then the camera node
+over DDS.
+
+The photograph is scikit-image's ``astronaut`` (512 x 512, shipped in its wheel): a woman facing
+the camera, head and shoulders in view, her right arm down the left side of the picture, her left
+forearm behind a helmet. The pixel regions below were read off the picture (a grid drawn on it),
+not from the detector's output.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mmhpe_ros.runtime.pose2d import BLAZEPOSE_LANDMARKS, COCO_FROM_BLAZEPOSE, landmarks_to_keypoints
+from mmhpe_ros.skeleton import KEYPOINT_INDEX, KEYPOINTS_2D
+
+# keypoint: (u_min, u_max, v_min, v_max) in pixels of the 512 x 512 astronaut photo.
+ASTRONAUT_REGIONS = {
+    "nose": (200, 245, 105, 150),
+    "left_eye": (232, 265, 88, 120),  # the person's left: the right of the picture
+    "right_eye": (185, 220, 88, 118),
+    "left_ear": (255, 290, 90, 135),
+    "right_ear": (165, 205, 90, 135),
+    "left_shoulder": (270, 360, 210, 300),
+    "right_shoulder": (60, 150, 200, 290),
+    "right_elbow": (20, 120, 340, 460),
+    "left_elbow": (280, 420, 320, 480),  # behind the helmet: a wider region
+}
+CLEARLY_VISIBLE = ("nose", "left_eye", "right_eye", "left_shoulder", "right_shoulder")
+
+
+def test_the_coco_keypoints_are_blazepose_landmarks_of_the_same_name():
+    assert len(BLAZEPOSE_LANDMARKS) == 33
+    assert [BLAZEPOSE_LANDMARKS[i] for i in COCO_FROM_BLAZEPOSE] == list(KEYPOINTS_2D)
+
+
+def test_landmarks_become_pixels_with_centres_at_integers():
+    landmarks = np.zeros((33, 3))
+    landmarks[:, 0] = np.linspace(0, 1, 33)  # x = 0 is the left edge of the image, 1 the right edge
+    landmarks[:, 1] = 0.5
+    landmarks[:, 2] = np.arange(33) / 33
+    keypoints = landmarks_to_keypoints(landmarks, width=640, height=480)
+    nose, ankle = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["right_ankle"]
+    assert keypoints.shape == (17, 3)
+    np.testing.assert_allclose(keypoints[nose], [-0.5, 239.5, 0.0])
+    np.testing.assert_allclose(keypoints[ankle], [landmarks[28, 0] * 640 - 0.5, 239.5, 28 / 33])
+    with pytest.raises(ValueError, match="expected \\(33, 3\\) landmarks"):
+        landmarks_to_keypoints(np.zeros((17, 3)), 640, 480)
+
+
+def test_without_mediapipe_the_error_says_how_to_install_it(monkeypatch):
+    from mmhpe_ros.runtime import pose2d
+
+    for name in ("mediapipe", "mediapipe.python", "mediapipe.python.solutions", "mediapipe.python.solutions.pose"):
+        monkeypatch.setitem(sys.modules, name, None)  # import of any of them fails
+    with pytest.raises(ImportError, match=r"pip install \.\[camera\]"):
+        pose2d.KeypointDetector()
+
+
+# -- with mediapipe -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mediapipe():
+    return pytest.importorskip("mediapipe", reason="mediapipe (pip install .[camera]) not installed")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    data = pytest.importorskip("skimage.data", reason="scikit-image (test requirement) not installed")
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def detector(mediapipe):
+    from mmhpe_ros.runtime.pose2d import KeypointDetector
+
+    with KeypointDetector(static_image_mode=True) as detector:
+        yield detector
+
+
+def bgr8_message(rgb: np.ndarray, padding: int = 4) -> SimpleNamespace:
+    """A sensor_msgs/Image (bgr8, the usual camera driver output) with padded rows."""
+    height, width = rgb.shape[:2]
+    rows = np.zeros((height, width * 3 + padding), dtype=np.uint8)
+    rows[:, :width * 3] = rgb[..., ::-1].reshape(height, -1)
+    return SimpleNamespace(height=height, width=width, encoding="bgr8", is_bigendian=0, step=rows.shape[1],
+                           data=rows.tobytes(), header=SimpleNamespace(frame_id="camera"))
+
+
+def test_blazepose_names_match_mediapipes(mediapipe):
+    from mediapipe.python.solutions.pose import PoseLandmark
+
+    assert tuple(landmark.name.lower() for landmark in PoseLandmark) == BLAZEPOSE_LANDMARKS
+
+
+def assert_in_regions(keypoints: np.ndarray | None, names) -> None:
+    assert keypoints is not None and keypoints.shape == (17, 3) and np.isfinite(keypoints).all()
+    for name in names:
+        u_min, u_max, v_min, v_max = ASTRONAUT_REGIONS[name]
+        u, v, _ = keypoints[KEYPOINT_INDEX[name]]
+        assert u_min <= u <= u_max and v_min <= v <= v_max, f"{name} at ({u:.0f}, {v:.0f})"
+
+
+def test_head_shoulders_and_elbows_are_where_they_are_in_the_photo(detector, astronaut):
+    from mmhpe_ros.runtime.images import image_to_array
+
+    keypoints = detector.detect(image_to_array(bgr8_message(astronaut)))
+    assert_in_regions(keypoints, ASTRONAUT_REGIONS)
+    for name in CLEARLY_VISIBLE:
+        assert keypoints[KEYPOINT_INDEX[name], 2] > 0.9, name
+    assert ((0.0 <= keypoints[:, 2]) & (keypoints[:, 2] <= 1.0)).all()
+    # Legs are out of the picture: BlazePose says so with a low visibility.
+    assert keypoints[[KEYPOINT_INDEX["left_ankle"], KEYPOINT_INDEX["right_ankle"]], 2].max() < 0.5
+
+
+def test_grey_and_half_size_frames_find_the_same_places(detector, astronaut):
+    from mmhpe_ros.runtime.images import image_to_rgb
+
+    grey = np.rint(astronaut @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    mono = SimpleNamespace(height=512, width=512, encoding="mono8", is_bigendian=0, step=512, data=grey.tobytes())
+    assert_in_regions(detector.detect(image_to_rgb(mono)), CLEARLY_VISIBLE)
+    half = detector.detect(np.ascontiguousarray(astronaut[::2, ::2]))  # 256 x 256: pixels of half size
+    assert half is not None
+    half[:, :2] = (half[:, :2] + 0.5) * 2 - 0.5
+    assert_in_regions(half, CLEARLY_VISIBLE)
+
+
+def test_nobody_in_view_gives_none(detector):
+    flat = np.full((480, 640, 3), 128, dtype=np.uint8)
+    assert detector.detect(flat) is None
+    with pytest.raises(ValueError, match="expected an \\(H, W, 3\\) uint8 RGB image"):
+        detector.detect(np.zeros((480, 640, 3), dtype=np.float32))
+
+
+def test_a_stream_detector_tracks_the_person_over_frames(mediapipe, astronaut):
+    from mmhpe_ros.runtime.pose2d import KeypointDetector
+
+    with KeypointDetector() as stream:
+        frames = [stream.detect(astronaut) for _ in range(3)]
+    assert all(f is not None for f in frames)
+    u, v, _ = frames[-1][KEYPOINT_INDEX["nose"]]
+    assert 200 <= u <= 245 and 105 <= v <= 150
+
+
+def test_image_message_to_model_joints(detector, astronaut):
+    """Image message -> image_to_array -> detect -> to_model_pixels -> prepare_inputs -> PoseModel."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from mmhpe_ros.model.config import ModelConfig
+    from mmhpe_ros.model.inputs import PRESENT, prepare_inputs
+    from mmhpe_ros.model.pose_model import PoseModel
+    from mmhpe_ros.runtime.images import image_to_array
+    from mmhpe_ros.runtime.intrinsics import to_model_pixels
+
+    msg = bgr8_message(astronaut)
+    rgb = image_to_array(msg)
+    keypoints = detector.detect(rgb)
+    k = [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]  # a 512 x 512 camera, ~46 deg wide
+    info = SimpleNamespace(width=512, height=512, k=k, d=[], distortion_model="", binning_x=0, binning_y=0,
+                           roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0))
+    model_pixels = to_model_pixels(keypoints, info, msg.width, msg.height)
+    # 615 / 600 of the offsets from the centre, about MM-Fi's image centre.
+    nose = KEYPOINT_INDEX["nose"]
+    np.testing.assert_allclose(model_pixels[nose, :2], (keypoints[nose, :2] - 255.5) * 615 / 600 + [319.5, 239.5])
+
+    config = ModelConfig(feature_dim=16, hidden_dim=16, lidar_points=64, mmwave_points=16)
+    inputs = prepare_inputs({"rgb": model_pixels}, config)
+    assert inputs[PRESENT].tolist() == [m == "rgb" for m in config.modalities]
+    visible = keypoints[:, 2] > 0.5  # the legs, out of the picture, are extrapolated below it
+    assert visible.sum() >= 7 and np.abs(inputs["rgb"][visible]).max() <= 1.0  # normalised image units
+    torch.manual_seed(0)
+    model = PoseModel(config).eval()
+    batch = {key: torch.from_numpy(value)[None] for key, value in inputs.items()}
+    with torch.no_grad():
+        joints = model(batch)
+    assert joints.shape == (1, 17, 3) and torch.isfinite(joints).all()
+
+
+# -- the camera node over DDS -------------------------------------------------------------------
+
+ROS_DOMAIN_ID = "177"  # this file's own DDS domain
+
+
+def test_camera_node_turns_published_images_into_model_features(mediapipe, astronaut, tmp_path):
+    rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    import array
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from mmhpe_ros.model.checkpoint import save_model
+    from mmhpe_ros.model.config import ModelConfig
+    from mmhpe_ros.model.inputs import prepare_modality
+    from mmhpe_ros.model.pose_model import PoseModel
+    from mmhpe_ros.modalities import TOPICS
+    from mmhpe_ros.nodes.camera import CameraNode
+    from mmhpe_ros.runtime import codecs
+    from mmhpe_ros.runtime.features import feature_topic, read_features
+    from mmhpe_ros.runtime.intrinsics import to_model_pixels
+    from mmhpe_ros.runtime.pose2d import KeypointDetector
+
+    config = ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64, mmwave_points=16)
+    model_path = save_model(tmp_path / "m.safetensors", PoseModel(config))
+    with KeypointDetector() as fresh:  # the node's detector sees the same first frame: same output
+        expected_pixels = to_model_pixels(fresh.detect(astronaut), None, 512, 512)
+    expected, _ = prepare_modality("rgb", expected_pixels, config)
+
+    previous = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = ROS_DOMAIN_ID
+    rclpy.init()
+    try:
+        executor = SingleThreadedExecutor()
+        helper = rclpy.create_node("camera_image_test")
+        node = CameraNode(parameter_overrides=[Parameter("model_path", value=str(model_path)),
+                                               Parameter("use_images", value=True)])
+        for n in (helper, node):
+            executor.add_node(n)
+        assert node._detector is not None, "the camera node did not start its image path"
+        received = []
+        helper.create_subscription(PointCloud2, feature_topic("rgb"), received.append, 10)
+        publisher = helper.create_publisher(Image, TOPICS.camera_image, qos_profile_sensor_data)
+        plain = bgr8_message(astronaut)
+        types = codecs.rclpy_types()
+        msg = Image(header=codecs.make_header(types, 5_000_000_000, "camera"), height=plain.height,
+                    width=plain.width, encoding="bgr8", is_bigendian=0, step=plain.step,
+                    data=array.array("B", plain.data))
+        deadline = time.monotonic() + 20.0
+        while not received and time.monotonic() < deadline:
+            publisher.publish(msg)
+            executor.spin_once(timeout_sec=0.1)
+        assert received, "no features from the camera node within 20 s"
+        assert codecs.header_stamp_ns(received[0]) == 5_000_000_000
+        got = read_features("rgb", received[0], config)
+        np.testing.assert_allclose(got["rgb"], expected["rgb"], atol=1e-4)
+        executor.shutdown()
+        node.destroy_node()
+        helper.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+        if previous is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = previous

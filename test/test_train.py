@@ -1,0 +1,219 @@
+"""Training loop: data split and preparation, every method, exact resume, checkpoint refusal, logs, cards."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+from mmfi_tree import write_tree  # noqa: E402
+
+from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
+from mmhpe_ros.model.card import CheckpointError  # noqa: E402
+from mmhpe_ros.model.checkpoint import load_model  # noqa: E402
+from mmhpe_ros.model.config import ModelConfig  # noqa: E402
+from mmhpe_ros.modalities import MODALITIES  # noqa: E402
+from mmhpe_ros.skeleton import JOINTS  # noqa: E402
+from mmhpe_ros.train.config import TrainConfig  # noqa: E402
+from mmhpe_ros.train.data import PoseDataset, split_sources  # noqa: E402
+from mmhpe_ros.train.state import complete_checkpoints  # noqa: E402
+from mmhpe_ros.train.trainer import BEST, LAST, LOG_FILE, log_columns, train  # noqa: E402
+
+torch.set_num_threads(1)
+TINY = dict(feature_dim=8, hidden_dim=16, lidar_points=16, mmwave_points=4)
+TREE_KEYS = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S05", "A02"),
+             SequenceKey("E01", "S02", "A03"), SequenceKey("E01", "S03", "A01"))  # A01: not in P1
+
+
+def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
+    values = dict(setting="S2", method="awc", epochs=2, batch_size=4, shapley_batches=2, fisher_batches=1,
+                  awc_epochs=2, model=TINY, output_dir=str(tmp_path / "run"), progress=False,
+                  tensorboard=False, awc_alpha_strong=200.0, awc_alpha_weak=100.0)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def synthetic_frames(count: int, seed: int) -> list[Frame]:
+    """Frames whose joints depend on the inputs (learnable), some modalities missing."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(count):
+        joints = rng.normal(0, 0.3, (17, 3))
+        data = {
+            "rgb": 320 + 200 * joints[:, :2] + rng.normal(0, 2, (17, 2)),
+            "lidar": np.repeat(joints, 2, axis=0) + rng.normal(0, 0.02, (34, 3)),
+            "mmwave": np.hstack([joints[: 3 + i % 5], rng.normal(size=(3 + i % 5, 2))]),
+            "wifi": rng.uniform(0, 1, (2, 3, 114, 10)),
+        }
+        if i % 7 == 3:
+            del data["wifi"]
+        frames.append(Frame(SequenceKey("E01", "S01", "A02"), i, joints, data))
+    return frames
+
+
+def datasets(config: TrainConfig) -> tuple[PoseDataset, PoseDataset]:
+    model_config = ModelConfig.from_dict({**TINY, "modalities": list(config.model_modalities)})
+    return PoseDataset(synthetic_frames(16, 0), model_config), PoseDataset(synthetic_frames(8, 1), model_config)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("mmfi"), TREE_KEYS, frames=4)
+
+
+def test_split_and_pose_dataset_from_an_mmfi_tree(tree: Path, tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, data_root=str(tree))
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        train_frames, val_frames = split_sources(config)
+    assert {k for k, _ in train_frames.index} == {TREE_KEYS[0], TREE_KEYS[2]}  # S05 validates under S2
+    assert {k for k, _ in val_frames.index} == {TREE_KEYS[1]}
+    capped = split_sources(tiny_config(tmp_path, data_root=str(tree), max_train_frames=3))[0]
+    assert len(capped) == 3 and len(train_frames) == 8
+    dataset = PoseDataset(train_frames, ModelConfig(**TINY))
+    sample = dataset[5]
+    assert dataset.cached and len(dataset) == 8
+    assert sample["joints"].dtype == torch.float32 and sample["joints"].shape == (17, 3)
+    np.testing.assert_allclose(sample["joints"].numpy(), train_frames[5].joints.astype(np.float32))
+    assert int(sample["index"]) == 5 and sample["present"].tolist() == [True] * 4
+    assert sample["lidar"].shape == (16, 3) and sample["mmwave_mask"].dtype == torch.bool
+    uncached = PoseDataset(train_frames, ModelConfig(**TINY), cache_bytes=0)
+    assert not uncached.cached
+    for key, value in uncached[5].items():
+        torch.testing.assert_close(value, sample[key])
+
+
+def test_pose_dataset_drops_frames_without_any_usable_modality() -> None:
+    frames = synthetic_frames(4, 0)
+    frames[2] = Frame(frames[2].key, 2, frames[2].joints, {"wifi": frames[2].data["wifi"]})
+    dataset = PoseDataset(frames, ModelConfig(modalities=("rgb", "lidar"), **TINY))
+    assert len(dataset) == 3 and dataset.dropped == 1 and [int(dataset[i]["index"]) for i in range(3)] == [0, 1, 3]
+
+
+def test_no_val_frames_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no val frames for protocol P2"):
+        split_sources(tiny_config(tmp_path, data_root=str(tree), protocol="P2"))
+
+
+@pytest.mark.parametrize("method", ["awc", "ogm"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, method: str) -> None:
+    full = tiny_config(tmp_path / "full", method=method, epochs=3)
+    straight = train(full, datasets=datasets(full))
+    half = tiny_config(tmp_path / "half", method=method, epochs=2)
+    train(half, datasets=datasets(half))
+    resumed = train(tiny_config(tmp_path / "half", method=method, epochs=3), resume=True, datasets=datasets(half))
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert straight.history[-1]["val_mpjpe_mm"] == resumed.history[-1]["val_mpjpe_mm"]
+    saved = load_file(str(tmp_path / "half" / "run" / LAST))
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
+    assert [p.name for p in complete_checkpoints(tmp_path / "half" / "run")] == ["epoch_0002", "epoch_0003"]
+
+
+def test_training_lowers_the_error_and_writes_log_cards_and_checkpoints(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, method="naive", epochs=4, lr=3e-3)
+    result = train(config, datasets=datasets(config))
+    out = Path(config.output_dir)
+    assert result.history[-1]["val_mpjpe_mm"] < result.history[0]["val_mpjpe_mm"]
+    with open(out / LOG_FILE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and list(rows[0])[: len(log_columns(MODALITIES))] == log_columns(MODALITIES)
+    assert {"epoch", "loss", "val_mpjpe_mm", "val_pa_mpjpe_mm", "time"} <= set(rows[0])
+    assert all(np.isfinite(float(rows[-1][f"shapley_{m}"])) for m in MODALITIES)
+    best_epoch = min(rows, key=lambda r: float(r["val_mpjpe_mm"]))["epoch"]
+    model, card = load_model(out / BEST)
+    assert card["metrics"]["epoch"] == int(best_epoch) and card["method"]["name"] == "naive"
+    assert card["training_data"]["train_frames"] == 16 and card["joints"] == list(JOINTS)
+    assert load_model(out / LAST)[1]["metrics"]["epoch"] == 4
+    from mmhpe_ros.train.summary import summary_table
+
+    table = summary_table([out]).splitlines()
+    assert len(table) == 3 and table[2].startswith(f"| run | 4 | {float(rows[-1]['val_mpjpe_mm']):.1f} |")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config, datasets=datasets(config))
+
+
+def test_unimodal_training_has_one_encoder(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, method="unimodal", modality="lidar", epochs=1)
+    result = train(config, datasets=datasets(config))
+    assert list(result.model.encoders) == ["lidar"] and np.isfinite(result.history[0]["val_mpjpe_mm"])
+    assert "shapley_lidar" in result.history[0]
+
+
+def test_resume_refuses_mismatched_or_corrupt_checkpoints(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, method="naive", epochs=1)
+    train(config, datasets=datasets(config))
+    other = tiny_config(tmp_path, method="naive", epochs=2, modalities=["rgb", "lidar"])
+    with pytest.raises(CheckpointError, match=r"fuses \['rgb', 'lidar', 'mmwave', 'wifi'\], the config trains \['rgb', 'lidar'\]"):
+        train(other, resume=True, datasets=datasets(other))
+    with pytest.raises(CheckpointError, match="lr: checkpoint 0.001, config 0.01"):
+        train(tiny_config(tmp_path, method="naive", epochs=2, lr=0.01), resume=True, datasets=datasets(config))
+    checkpoint = complete_checkpoints(config.output_dir)[-1]
+    backup = tmp_path / "backup"
+    shutil.copytree(checkpoint, backup)
+    card = json.loads((checkpoint / "model.json").read_text())
+    card["joints"] = card["joints"][::-1]
+    (checkpoint / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="joint order"):
+        train(tiny_config(tmp_path, method="naive", epochs=2), resume=True, datasets=datasets(config))
+    shutil.rmtree(checkpoint)
+    shutil.copytree(backup, checkpoint)
+    state = checkpoint / "state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="state.safetensors: not a readable safetensors file"):
+        train(tiny_config(tmp_path, method="naive", epochs=2), resume=True, datasets=datasets(config))
+
+
+def test_config_file_documents_every_key_with_its_default() -> None:
+    import yaml
+
+    from mmhpe_ros.train.config import load_train_config
+
+    path = Path(__file__).resolve().parents[1] / "config" / "train.yaml"
+    values = yaml.safe_load(path.read_text())
+    defaults = TrainConfig().to_dict()
+    assert set(values) == set(defaults)
+    changed = {k for k in defaults if values[k] != defaults[k]}
+    assert changed == {"data_root", "setting"}  # the shipped file points at the generated benchmark, S2
+    config = load_train_config(path, ["epochs=3", "model.feature_dim=32"])
+    assert config.epochs == 3 and config.model == {"feature_dim": 32}
+
+
+def test_csi_width_sets_the_wifi_encoder_size_and_survives_a_checkpoint(tmp_path: Path) -> None:
+    from mmhpe_ros.model.checkpoint import save_model
+    from mmhpe_ros.model.pose_model import PoseModel
+
+    narrow, wide = PoseModel(ModelConfig(csi_width=8, **TINY)), PoseModel(ModelConfig(csi_width=16, **TINY))
+    count = lambda m: sum(p.numel() for p in m.encoders["wifi"].parameters())  # noqa: E731
+    assert count(narrow) < count(wide)
+    save_model(tmp_path / "m.safetensors", narrow)
+    assert load_model(tmp_path / "m.safetensors")[0].config.csi_width == 8
+    with pytest.raises(ValueError, match="csi_width must be a positive multiple of 8"):
+        ModelConfig(csi_width=12)
+
+
+def test_training_from_bags_uses_the_same_frames_as_the_tree(tree: Path, tmp_path: Path) -> None:
+    import warnings
+
+    from mmhpe_ros.data.bags import convert
+    from mmhpe_ros.data.mmfi import MmfiDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        convert(MmfiDataset(tree), tmp_path / "bags", progress=False)
+        from_tree = split_sources(tiny_config(tmp_path, data_root=str(tree)))
+    from_bags = split_sources(tiny_config(tmp_path, bags=[str(tmp_path / "bags")]))
+    for a, b in zip(from_tree, from_bags):
+        assert a.index == b.index
+    np.testing.assert_array_equal(from_tree[0][3].data["lidar"], from_bags[0][3].data["lidar"])
+    config = tiny_config(tmp_path, bags=[str(tmp_path / "bags")], method="naive", epochs=1)
+    result = train(config)
+    assert result.history[0]["epoch"] == 1 and load_model(Path(config.output_dir) / LAST)[1]["training_data"]["source"] == [str(tmp_path / "bags")]
