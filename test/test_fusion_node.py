@@ -79,10 +79,13 @@ def graph(ros, model_path):
 
 
 def spin_until(executor, condition, publish=lambda: None) -> None:
+    """Spin (publishing at most every 10 ms) until ``condition()``; a loop that publishes without
+    pause would keep the GIL from the node's inference thread."""
     end = time.monotonic() + TIMEOUT_S
     while not condition() and time.monotonic() < end:
         publish()
         executor.spin_once(timeout_sec=0.05)
+        time.sleep(0.01)
     assert condition(), "timed out waiting over DDS"
 
 
