@@ -2,7 +2,8 @@
 
 Checks the MarkerArray content against the inputs, that the graph predicts exactly what the model
 predicts offline on the same bag (so the live MPJPE is the model's), and the sensor faults of
-issue 6: a sensor stops and returns, floods at 10x, stamps jump backwards; fusion keeps
+issue 6: a sensor stops and returns, floods at 10x, stamps jump backwards (bag loop) and far
+forwards (drivers switching to wall time), the nodes' clocks switch to sim time; fusion keeps
 publishing from what is left, recovers, and its queues stay bounded.
 """
 from __future__ import annotations
@@ -197,6 +198,13 @@ class SensorFeed:
                 time.sleep(0.003)  # CSI packets are spaced, as a real 100 Hz source spaces them
 
 
+def set_use_sim_time(nodes, value: bool) -> None:
+    from rclpy.parameter import Parameter
+
+    for node in nodes:
+        assert node.set_parameters([Parameter("use_sim_time", value=value)])[0].successful
+
+
 def test_faults_sensor_stops_floods_and_stamps_jump_back(ros, model_path):
     collector = Collector()
     feed = SensorFeed()
@@ -232,8 +240,14 @@ def test_faults_sensor_stops_floods_and_stamps_jump_back(ros, model_path):
         t3 = play(t2, 12)  # ... and returns
         t4 = play(t3, 12, repeat=10)  # the LiDAR floods at 10x
         t5 = play(t0, 12)  # stamps jump back (a bag loop)
+        wall0 = time.time_ns() // feed.PERIOD_NS * feed.PERIOD_NS
+        t6 = play(wall0, 12)  # the drivers switch to wall time: stamps jump ~56 years forward
+        set_use_sim_time(nodes, True)  # ... and the nodes' clocks switch to sim time (no /clock yet)
+        back0 = t4 + 60 * 10**9
+        t7 = play(back0, 12)  # back to bag time, the nodes on sim time
         time.sleep(1.0)
         fusion.worker.join_idle(5.0)
+        statuses = fusion.statuses()  # diagnostics still work on a clock that reads 0
 
         settle = 3 * feed.PERIOD_NS  # sets next to a change may still be partial
         normal = fused_between(t0, t1 - settle)
@@ -241,16 +255,26 @@ def test_faults_sensor_stops_floods_and_stamps_jump_back(ros, model_path):
         returned = fused_between(t2 + settle, t3)
         flooded = fused_between(t3, t4)
         after_loop = fused_between(0, t0 + 12 * feed.PERIOD_NS)  # stamps t0.. again, after the jump
+        on_wall = fused_between(wall0 + settle, t6)
+        back_on_sim = fused_between(back0 + settle, t7)
     finally:
         spinner.stop()
         for node in [*nodes, collector.node, feed.node]:
             node.destroy_node()
 
+    print(f"fault phases, modalities per set: normal {normal}, lidar stopped {stopped}, returned {returned}, "
+          f"lidar flooding {flooded}, after loop {after_loop}, wall time {on_wall}, back on sim {back_on_sim}; "
+          f"sync resets {fusion.sync.resets}, queue peak {queue_peak}/{fusion.sync.queue_size}, "
+          f"lidar received {fusion.sync.counters['lidar'].received}")
     assert len(normal) >= 6 and all(n == 4 for n in normal[1:])  # the first may be fused before all started
     assert len(stopped) >= 4 and all(n == 3 for n in stopped), "fusion goes on without the LiDAR"
     assert len(returned) >= 6 and returned[-3:] == [4, 4, 4], "and recovers when it returns"
     assert len(flooded) >= 6 and flooded.count(4) >= len(flooded) - 2
     assert fusion.sync.resets >= 1 and len(after_loop) >= 6
+    assert len(on_wall) >= 6 and all(n == 4 for n in on_wall), "a jump far forward is followed"
+    assert len(back_on_sim) >= 6 and all(n == 4 for n in back_on_sim), "and so is the switch back"
+    assert fusion.sync.resets >= 2  # the bag loop and the jump back from wall time
+    assert [s.name for s in statuses][-1].endswith("fusion") and len(statuses) == len(MODALITIES) + 1
     assert queue_peak <= fusion.sync.queue_size
     lidar = fusion.sync.counters["lidar"]
     assert lidar.received >= 60  # more than the 48 frames sent: the flood reached the fusion node
