@@ -21,24 +21,25 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless it is None or the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand whose module is importable."""
+    """The top-level parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="mmhpe-ros",
         description="Balanced multi-modal 3D human pose estimation: MM-Fi data, training, ROS 2 graph.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue  # subcommand not built yet
-            raise
-        command = sub.add_parser(
-            name, help=module.HELP, description=module.__doc__,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
     return parser

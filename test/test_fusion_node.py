@@ -1,7 +1,6 @@
 """The fusion node over real DDS, fed feature messages directly: markers, joints, bad input, diagnostics."""
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from ros_domain import ros_domain  # noqa: E402
 from mmhpe_ros.modalities import TOPICS  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model, save_model  # noqa: E402
 from mmhpe_ros.model.config import ModelConfig  # noqa: E402
@@ -43,15 +43,8 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ros():
-    previous = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = ROS_DOMAIN_ID
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    if previous is None:
-        os.environ.pop("ROS_DOMAIN_ID")
-    else:
-        os.environ["ROS_DOMAIN_ID"] = previous
+    with ros_domain(ROS_DOMAIN_ID):
+        yield
 
 
 @pytest.fixture

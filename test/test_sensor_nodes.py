@@ -1,7 +1,6 @@
 """Sensor nodes over real DDS: a raw message in, the model's features out; bad input is counted."""
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
+from ros_domain import ros_domain  # noqa: E402
 from mmhpe_ros.data.bag_format import encode_points, frame_messages  # noqa: E402
 from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
 from mmhpe_ros.modalities import SENSOR_TOPICS, TOPICS  # noqa: E402
@@ -47,20 +47,13 @@ ROS_DOMAIN_ID = "173"  # this file's own DDS domain: no cross-talk with other te
 
 @pytest.fixture(scope="module")
 def ros():
-    previous = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = ROS_DOMAIN_ID  # read when rclpy.init creates the context
-    rclpy.init()
-    executor = SingleThreadedExecutor()
-    helper = rclpy.create_node("sensor_nodes_test")
-    executor.add_node(helper)
-    yield helper, executor
-    executor.shutdown()
-    helper.destroy_node()
-    rclpy.try_shutdown()
-    if previous is None:
-        os.environ.pop("ROS_DOMAIN_ID")
-    else:
-        os.environ["ROS_DOMAIN_ID"] = previous
+    with ros_domain(ROS_DOMAIN_ID):
+        executor = SingleThreadedExecutor()
+        helper = rclpy.create_node("sensor_nodes_test")
+        executor.add_node(helper)
+        yield helper, executor
+        executor.shutdown()
+        helper.destroy_node()
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from mmhpe_ros.modalities import SENSOR_TOPICS, TOPICS
 from mmhpe_ros.nodes.messages import to_stamp
 from mmhpe_ros.nodes.spin import spin_node
-from mmhpe_ros.runtime.bag_source import SAMPLE_BAG, BagSource
+from mmhpe_ros.resources import SAMPLE_BAG
+from mmhpe_ros.runtime.bag_source import BagSource
 from mmhpe_ros.runtime.replay import BagPlayer
 
 SENSOR_DATA_TOPICS = frozenset(SENSOR_TOPICS.values()) | {TOPICS.camera_image, TOPICS.camera_info}

@@ -12,6 +12,7 @@ Features are published RELIABLE (depth 10), which matches reliable and best-effo
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -86,12 +87,18 @@ class SensorNode(Node):
         return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def subscribe(
-        self, msg_type: type, topic: str, handle: Callable[[Any], Iterable[Features] | Features | None]
+        self, msg_type: type, topic: str, handle: Callable[[Any], Iterable[Features] | Features | None],
+        depth: int | None = None,
     ) -> None:
-        """Subscribe ``topic`` (sensor-data QoS); ``handle(msg)`` returns features to publish."""
+        """Subscribe ``topic`` (sensor-data QoS, ``depth`` messages deep if given); ``handle(msg)``
+        returns features to publish."""
         counters = self.inputs.setdefault(topic, InputCounters())
+        qos = qos_profile_sensor_data
+        if depth is not None:
+            qos = copy.copy(qos_profile_sensor_data)
+            qos.depth = depth
         subscription = self.create_subscription(
-            msg_type, topic, lambda msg: self._on_message(topic, counters, handle, msg), qos_profile_sensor_data)
+            msg_type, topic, lambda msg: self._on_message(topic, counters, handle, msg), qos)
         counters.resolved_topic = subscription.topic_name
 
     def publish(self, features: Features, counters: InputCounters) -> None:

@@ -30,11 +30,14 @@ class WifiNode(SensorNode):
         min_packets = self.declare("min_packets", CSI_PACKETS_PER_FRAME // 2,
                                    "windows with fewer packets are dropped (missing packets are NaN)")
         timeout = self.declare("window_timeout_s", 0.5, "publish an unfinished window after this much silence")
+        depth = self.declare("packet_queue_depth", 5 * CSI_PACKETS_PER_FRAME,
+                             "CSI packets the subscription keeps while the node is busy (sensor-data QoS "
+                             "otherwise; its default depth of 5 is 5 ms of packets at x10 replay)")
         self.processor = CsiProcessor(self.config, CsiWindowAssembler(
             origin_ns=None if anchor else 0, lag_frames=lag, min_packets=min_packets))
         self._timeout = Duration(seconds=timeout)
         self._last_packet = self.get_clock().now()
-        self.subscribe(Image, self.topic, self._on_packet)
+        self.subscribe(Image, self.topic, self._on_packet, depth=depth)
         self.create_timer(max(timeout / 2, 0.01), self._flush_when_quiet)
         self.get_logger().info(f"{self.topic} -> CSI windows -> features of {self.model_path}")
 

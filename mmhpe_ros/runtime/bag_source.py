@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from mmhpe_ros.resources import SAMPLE_BAG  # noqa: F401  (re-exported for the nodes)
 from mmhpe_ros.runtime.limits import DEFAULT_BAG_LIMITS, BagLimits, check_bag, check_message
 from mmhpe_ros.runtime.replay import Message
 

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mmhpe_ros.cli import HelpFormatter
+
     parser = argparse.ArgumentParser(prog="python -m mmhpe_ros.train", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))
