@@ -217,3 +217,27 @@ def test_training_from_bags_uses_the_same_frames_as_the_tree(tree: Path, tmp_pat
     config = tiny_config(tmp_path, bags=[str(tmp_path / "bags")], method="naive", epochs=1)
     result = train(config)
     assert result.history[0]["epoch"] == 1 and load_model(Path(config.output_dir) / LAST)[1]["training_data"]["source"] == [str(tmp_path / "bags")]
+
+
+def test_outputs_never_follow_a_link_out_of_output_dir(tmp_path: Path) -> None:
+    """A link inside output_dir that leads out is refused before anything is deleted or written through it."""
+    from mmhpe_ros.runtime.paths import PathEscapeError
+
+    outside = tmp_path / "outside"
+    (outside / "epoch_0001.partial").mkdir(parents=True)
+    (outside / "epoch_0001.partial" / "keep.txt").write_text("not a checkpoint")
+    config = tiny_config(tmp_path, method="naive", epochs=1)
+    run = Path(config.output_dir)
+    run.mkdir()
+    (run / "checkpoints").symlink_to(outside)
+    with pytest.raises(PathEscapeError, match="checkpoint directory 'checkpoints' resolves to .*outside"):
+        train(config, resume=True, datasets=datasets(config))  # --resume removes *.partial below checkpoints/
+    assert (outside / "epoch_0001.partial" / "keep.txt").exists()
+
+    (run / "checkpoints").unlink()
+    precious = tmp_path / "precious.safetensors"
+    precious.write_bytes(b"someone else's file")
+    (run / LAST).symlink_to(precious)
+    with pytest.raises(PathEscapeError, match=f"training output '{LAST}'"):
+        train(config, datasets=datasets(config))
+    assert precious.read_bytes() == b"someone else's file"

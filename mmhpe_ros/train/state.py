@@ -32,6 +32,7 @@ import torch
 from mmhpe_ros.model.card import CheckpointError
 from mmhpe_ros.model.checkpoint import load_model, save_model
 from mmhpe_ros.model.pose_model import PoseModel
+from mmhpe_ros.runtime.paths import resolve_inside
 
 STATE_FORMAT = "mmhpe_ros.train_state/1"
 CHECKPOINT_DIR = "checkpoints"
@@ -113,7 +114,9 @@ def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where: Pa
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
-    return Path(output_dir) / CHECKPOINT_DIR
+    """``output_dir/checkpoints``, refused (:class:`PathEscapeError`) if a link takes it elsewhere:
+    old and partial checkpoints are deleted below it."""
+    return resolve_inside(output_dir, CHECKPOINT_DIR, "checkpoint directory")
 
 
 def save_checkpoint(output_dir: str | Path, model: PoseModel, state: TrainState, card: dict[str, Any]) -> Path:

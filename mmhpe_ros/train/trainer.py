@@ -40,6 +40,7 @@ from mmhpe_ros.model.losses import mpjpe_loss
 from mmhpe_ros.model.ogm import GradientModulation
 from mmhpe_ros.model.pose_model import PoseModel, count_parameters
 from mmhpe_ros.model.shapley import Assessment, assess
+from mmhpe_ros.runtime.paths import resolve_inside
 from mmhpe_ros.train.config import TrainConfig
 from mmhpe_ros.train.data import TARGET, PoseDataset, split_sources
 from mmhpe_ros.train.distributed import Context, setup, teardown
@@ -313,9 +314,9 @@ class Trainer:
         # The checkpoint first: the other files never run ahead of what --resume restores.
         save_checkpoint(self.output_dir, self.model, self.state, card)
         if improved:
-            save_model(self.output_dir / BEST, self.model, card)
-        save_model(self.output_dir / LAST, self.model, card)
-        write_log(self.output_dir / LOG_FILE, self.state.history, log_columns(self.model.modalities))
+            save_model(self.output_file(BEST), self.model, card)
+        save_model(self.output_file(LAST), self.model, card)
+        write_log(self.output_file(LOG_FILE), self.state.history, log_columns(self.model.modalities))
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):
@@ -334,7 +335,11 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard not installed: the CSV log is enough
             return None
-        return SummaryWriter(str(self.output_dir / "tensorboard"))
+        return SummaryWriter(str(self.output_file("tensorboard")))
+
+    def output_file(self, name: str) -> Path:
+        """``output_dir/name``; a link there that leads out of ``output_dir`` is refused."""
+        return resolve_inside(self.output_dir, name, "training output")
 
 
 def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
