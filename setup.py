@@ -46,7 +46,6 @@ setup(
     maintainer_email="mmhpe-ros@example.org",
     description="Balanced multi-modal 3D human pose estimation (camera, LiDAR, mmWave, WiFi) for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [f"{name}={target}" for name, target in NODES.items()]
         + ["mmhpe-ros=mmhpe_ros.cli:main"],

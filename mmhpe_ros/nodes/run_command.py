@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
         start = time.monotonic()
         with tqdm(total=None if total is None else round(total), unit="s", desc="run",
-                  bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}| {postfix}") as bar:
+                  bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
             next_report = start + 1.0
             first_fused: tuple[float, int] | None = None  # (time, count) at the first report with output
             while rclpy.ok() and spinner.alive():
