@@ -125,11 +125,10 @@ def main() -> int:
     import rclpy
     import torch
 
-    from mmhpe_ros.nodes.run_command import GIL_SWITCH_INTERVAL_S
+    from mmhpe_ros.nodes.run_command import init_composed_process
 
     torch.set_num_threads(1)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as `mmhpe-ros run` does
-    rclpy.init()
+    init_composed_process()  # as `mmhpe-ros run` does
     try:
         latency(args.model, args.frames)
         for rate in args.rates:

@@ -90,11 +90,10 @@ def main() -> int:
     import rclpy
     import torch
 
-    from mmhpe_ros.nodes.run_command import GIL_SWITCH_INTERVAL_S
+    from mmhpe_ros.nodes.run_command import init_composed_process
 
     torch.set_num_threads(1)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    rclpy.init()
+    init_composed_process()  # as `mmhpe-ros run` does
     try:
         result = soak(args.minutes * 60.0, args.rate, args.model)
     finally:

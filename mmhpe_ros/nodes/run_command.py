@@ -182,6 +182,14 @@ def _message_class(msgtype: str) -> type:
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
+def init_composed_process() -> None:
+    """Prepare a process that composes the graph's nodes: the short GIL switch interval, rclpy.init()."""
+    import rclpy
+
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    rclpy.init()
+
+
 def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
@@ -194,8 +202,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mmhpe-ros run: error: {args.record.with_suffix('')} exists; choose another --record path",
               file=sys.stderr)
         return 2
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    rclpy.init()
+    init_composed_process()
     nodes: list[Any] = []
     recorder: Recorder | None = None
     spinner: GraphSpinner | None = None
