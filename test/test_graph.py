@@ -35,6 +35,7 @@ from mmhpe_ros.model.inputs import prepare_inputs  # noqa: E402
 from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph  # noqa: E402
 from mmhpe_ros.resources import SAMPLE_BAG  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
+from mmhpe_ros.runtime.diagnostics import Level  # noqa: E402
 from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS  # noqa: E402
 from mmhpe_ros.skeleton import BONES, NUM_JOINTS  # noqa: E402
 
@@ -112,16 +113,17 @@ def sample_run(ros, model_path):
         wait_for(lambda: replayer.player.loops >= 1)
         wait_for(lambda: len(collector.joints) >= len(expected) - 2 and fusion.worker.join_idle(0.0))
         time.sleep(0.3)
+        statuses = {s.name: s for node in nodes[1:] for s in node.statuses()}
     finally:
         spinner.stop()
         for node in [*nodes, collector.node]:
             node.destroy_node()
     incomplete_csi = nodes[4].processor.assembler.counters.incomplete  # wifi windows with lost packets
-    return collector, fusion, expected, incomplete_csi
+    return collector, fusion, expected, incomplete_csi, statuses
 
 
 def test_markers_carry_the_skeleton_of_each_input_frame(sample_run):
-    collector, _, expected, _ = sample_run
+    collector, _, expected, _, _ = sample_run
     assert len(collector.markers) >= len(expected) - 2  # best-effort inputs: allow a lost frame or two
     full = np.asarray(MODALITY_COUNT_COLORS[4][:3], dtype=np.float32)
     for array in collector.markers:
@@ -143,8 +145,20 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run):
             "every set of the sample bag fuses all four modalities"
 
 
+def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
+    """The nodes follow the replayer's /clock, so a stream that just delivered is not STALE."""
+    _, fusion, _, _, statuses = sample_run
+    assert fusion.get_parameter("use_sim_time").value is True
+    sensor_inputs = [s for name, s in statuses.items() if "fusion_node" not in name]
+    assert len(sensor_inputs) >= 4 and len(statuses) >= len(sensor_inputs) + len(MODALITIES) + 1
+    for name, status in statuses.items():
+        assert status.level != Level.STALE, f"{name}: {status.message}"
+        if "age_s" in status.values:
+            assert float(status.values["age_s"]) < 5.0, f"{name}: age {status.values['age_s']} s"
+
+
 def test_graph_predicts_what_the_model_predicts_offline(sample_run):
-    collector, fusion, expected, incomplete_csi = sample_run
+    collector, fusion, expected, incomplete_csi, _ = sample_run
     differ = [s for s, joints in collector.joints.items() if not np.allclose(joints, expected[s][0], atol=1e-4)]
     # Only frames whose CSI window lost packets on the way (best effort, a loaded machine) may differ.
     assert len(differ) <= incomplete_csi and len(differ) <= len(collector.joints) // 5
@@ -154,7 +168,7 @@ def test_graph_predicts_what_the_model_predicts_offline(sample_run):
 
 
 def test_live_mpjpe_is_close_to_the_model_card(sample_run, model_path):
-    _, fusion, _, _ = sample_run
+    _, fusion, _, _, _ = sample_run
     card = read_card(model_path)
     card_mm = (card.get("metrics") or {}).get("val_mpjpe_mm")
     if card_mm is None or str(card.get("note", "")).upper().startswith("PLACEHOLDER"):

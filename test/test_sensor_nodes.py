@@ -134,6 +134,29 @@ def test_wifi_node_assembles_packets_into_one_window(ros, start):
                                   prepare_modality("wifi", csi, CONFIG)[0]["wifi"])
 
 
+def test_wifi_node_flushes_an_unfinished_window_while_sim_time_stands_still(ros, start):
+    """7 of 10 packets, then silence, on sim time with no /clock: the window still goes out."""
+    helper, executor = ros
+    node = start(WifiNode, use_sim_time=True, window_timeout_s=0.2)
+    received = []
+    helper.create_subscription(Image, feature_topic("wifi"), received.append, 10)
+    publisher = helper.create_publisher(Image, SENSOR_TOPICS["wifi"], qos_profile_sensor_data)
+    _spin_until(executor, lambda: publisher.get_subscription_count() > 0)
+    csi = np.random.default_rng(2).normal(size=(2, 3, 114, 10))
+    frame = Frame(SequenceKey("E01", "S01", "A01"), 0, np.zeros((17, 3)), {"wifi": csi})
+    packets = [msg for stream, _, msg in frame_messages(_types(), frame, STAMP_NS, ["wifi"])
+               if stream.msgtype.endswith("Image")][:7]
+    for msg in packets:
+        counted = node.inputs[SENSOR_TOPICS["wifi"]].monitor.count
+        _spin_until(executor, lambda: node.inputs[SENSOR_TOPICS["wifi"]].monitor.count > counted,
+                    lambda: publisher.publish(msg))
+    assert not received and node.get_clock().now().nanoseconds == 0  # sim time, never advanced
+    _spin_until(executor, lambda: received)
+    window = read_features("wifi", received[0], CONFIG)["wifi"]
+    assert codecs.header_stamp_ns(received[0]) == STAMP_NS and window.shape == (2, 3, 114, 10)
+    assert node.processor.assembler.counters.incomplete == 1
+
+
 def test_camera_node_publishes_keypoints_and_diagnostics_under_sim_time(ros, start):
     helper, executor = ros
     node = start(CameraNode, use_sim_time=True)

@@ -74,7 +74,9 @@ def build_graph(
     """The graph's nodes (replayer first, fusion last), parameters from ``params_path``.
 
     Arguments that are not None override the file; ``extra`` maps node name -> further
-    parameter overrides. rclpy must be initialised.
+    parameter overrides. With ``replay`` the sensor and fusion nodes follow the replayer's
+    ``/clock`` (``use_sim_time``, as the launch file's default), so their diagnostics measure
+    ages in bag time. rclpy must be initialised.
     """
     import importlib
 
@@ -86,6 +88,8 @@ def build_graph(
     params = load_parameter_file(params_path or default_params_path())
     extra = extra or {}
     common = {} if model_path is None else {"model_path": str(model_path)}
+    if replay:
+        common["use_sim_time"] = True
     fusion_overrides = dict(common)
     if modalities is not None:
         fusion_overrides["modalities"] = list(modalities)

@@ -2,7 +2,8 @@
 
 Packets are assembled into (2, 3, 114, 10) frame windows (:mod:`mmhpe_ros.runtime.csi_window`),
 normalised as the model's card says and published stamped with the frame's stamp. A window the
-stream leaves unfinished is published (missing packets NaN) after ``window_timeout_s`` of silence.
+stream leaves unfinished is published (missing packets NaN) after ``window_timeout_s`` of silence
+(steady time, so also while a replay's sim time stands still).
 """
 from __future__ import annotations
 
@@ -36,17 +37,17 @@ class WifiNode(SensorNode):
         self.processor = CsiProcessor(self.config, CsiWindowAssembler(
             origin_ns=None if anchor else 0, lag_frames=lag, min_packets=min_packets))
         self._timeout = Duration(seconds=timeout)
-        self._last_packet = self.get_clock().now()
+        self._last_packet = self._steady.now()  # steady: "quiet" also when sim time stands still
         self.subscribe(Image, self.topic, self._on_packet, depth=depth)
-        self.create_timer(max(timeout / 2, 0.01), self._flush_when_quiet)
+        self.create_timer(max(timeout / 2, 0.01), self._flush_when_quiet, clock=self._steady)
         self.get_logger().info(f"{self.topic} -> CSI windows -> features of {self.model_path}")
 
     def _on_packet(self, msg: Image):
-        self._last_packet = self.get_clock().now()
+        self._last_packet = self._steady.now()
         return self.processor.process(msg)
 
     def _flush_when_quiet(self) -> None:
-        if self.processor.assembler.pending and self.get_clock().now() - self._last_packet > self._timeout:
+        if self.processor.assembler.pending and self._steady.now() - self._last_packet > self._timeout:
             counters = self.inputs[self.topic]
             try:
                 for features in self.processor.flush():
