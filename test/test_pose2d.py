@@ -188,7 +188,10 @@ def test_image_message_to_model_joints(detector, astronaut):
 ROS_DOMAIN_ID = "177"  # this file's own DDS domain
 
 
-def test_camera_node_turns_published_images_into_model_features(mediapipe, astronaut, tmp_path):
+@pytest.mark.parametrize("transport", ["bgr8", "mono16", "png"])
+def test_camera_node_turns_published_images_into_model_features(mediapipe, astronaut, tmp_path, transport):
+    """Image (bgr8, and 16-bit grey) and CompressedImage (PNG, lossless) through the node: the
+    features are those of the detector on the same picture."""
     rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
@@ -197,7 +200,7 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image, PointCloud2
+    from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.config import ModelConfig
@@ -212,8 +215,14 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
 
     config = ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64, mmwave_points=16)
     model_path = save_model(tmp_path / "m.safetensors", PoseModel(config))
+    from mmhpe_ros.runtime.images import to_rgb
+
+    grey16 = (astronaut.astype(np.uint32) @ np.array([299, 587, 114]) * 65535 // 255_000).astype(np.uint16)
+    picture = to_rgb(grey16) if transport == "mono16" else astronaut  # what the node's detector sees
     with KeypointDetector() as fresh:  # the node's detector sees the same first frame: same output
-        expected_pixels = to_model_pixels(fresh.detect(astronaut), None, 512, 512)
+        detected = fresh.detect(picture)
+        assert detected is not None
+        expected_pixels = to_model_pixels(detected, None, 512, 512)
     expected, _ = prepare_modality("rgb", expected_pixels, config)
 
     previous = os.environ.get("ROS_DOMAIN_ID")
@@ -222,19 +231,35 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
     try:
         executor = SingleThreadedExecutor()
         helper = rclpy.create_node("camera_image_test")
-        node = CameraNode(parameter_overrides=[Parameter("model_path", value=str(model_path)),
-                                               Parameter("use_images", value=True)])
+        node = CameraNode(parameter_overrides=[
+            Parameter("model_path", value=str(model_path)), Parameter("use_images", value=True),
+            Parameter("image_transport", value="compressed" if transport == "png" else "raw")])
         for n in (helper, node):
             executor.add_node(n)
         assert node._detector is not None, "the camera node did not start its image path"
         received = []
         helper.create_subscription(PointCloud2, feature_topic("rgb"), received.append, 10)
-        publisher = helper.create_publisher(Image, TOPICS.camera_image, qos_profile_sensor_data)
-        plain = bgr8_message(astronaut)
         types = codecs.rclpy_types()
-        msg = Image(header=codecs.make_header(types, 5_000_000_000, "camera"), height=plain.height,
-                    width=plain.width, encoding="bgr8", is_bigendian=0, step=plain.step,
-                    data=array.array("B", plain.data))
+        header = codecs.make_header(types, 5_000_000_000, "camera")
+        if transport == "png":
+            import io
+
+            from PIL import Image as PilImage
+
+            encoded = io.BytesIO()
+            PilImage.fromarray(astronaut).save(encoded, format="PNG")
+            publisher = helper.create_publisher(CompressedImage, TOPICS.camera_image + "/compressed",
+                                                qos_profile_sensor_data)
+            msg = CompressedImage(header=header, format="png", data=array.array("B", encoded.getvalue()))
+        else:
+            publisher = helper.create_publisher(Image, TOPICS.camera_image, qos_profile_sensor_data)
+            if transport == "mono16":
+                msg = Image(header=header, height=512, width=512, encoding="mono16", is_bigendian=0, step=1024,
+                            data=array.array("B", grey16.astype("<u2").tobytes()))
+            else:
+                plain = bgr8_message(astronaut)
+                msg = Image(header=header, height=plain.height, width=plain.width, encoding="bgr8",
+                            is_bigendian=0, step=plain.step, data=array.array("B", plain.data))
         deadline = time.monotonic() + 20.0
         while not received and time.monotonic() < deadline:
             publisher.publish(msg)

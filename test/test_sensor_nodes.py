@@ -285,10 +285,10 @@ def test_camera_node_image_path_uses_the_detector_and_intrinsics(ros, start, mon
         seen_info.append(camera_info)
         return keypoints * np.array([640 / width, 480 / height, 1.0])
 
-    def image_to_array(msg):
+    def image_to_rgb(msg):
         return np.full((msg.height, msg.width, 3), 255 if msg.encoding == "white" else 0, np.uint8)
 
-    for name, attributes in (("images", {"image_to_array": image_to_array}),
+    for name, attributes in (("images", {"image_to_rgb": image_to_rgb}),
                              ("pose2d", {"KeypointDetector": Detector}),
                              ("intrinsics", {"to_model_pixels": to_model_pixels})):
         monkeypatch.setitem(__import__("sys").modules, f"mmhpe_ros.runtime.{name}",

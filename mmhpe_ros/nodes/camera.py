@@ -2,8 +2,11 @@
 
 Always subscribes the keypoints topic: a sensor_msgs/PointCloud2 of 17 COCO keypoints with fields
 ``u``, ``v`` (pixels of MM-Fi's 640 x 480 image) and optional ``score``, as the bags carry them.
-With ``use_images`` it also subscribes sensor_msgs/Image (and CameraInfo when published), detects
-the keypoints itself (``runtime.pose2d``, needs mediapipe) and maps them to the model's pixel
+With ``use_images`` it also subscribes the camera's images (and CameraInfo when published):
+sensor_msgs/Image on ``image_topic`` with ``image_transport: raw``, sensor_msgs/CompressedImage
+(JPEG / PNG) on ``<image_topic>/compressed`` with ``image_transport: compressed``, as
+image_transport names them. It detects the keypoints itself (``runtime.pose2d``, needs mediapipe)
+on the image as RGB (grey and 16-bit images included) and maps them to the model's pixel
 convention (``runtime.intrinsics``). Those modules are imported only then, so the node runs
 without them.
 """
@@ -12,13 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.nodes.sensor_node import SensorNode
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
+
+IMAGE_TRANSPORTS = {"raw": (Image, ""), "compressed": (CompressedImage, "/compressed")}  # message, topic suffix
 
 
 class CameraNode(SensorNode):
@@ -29,20 +34,26 @@ class CameraNode(SensorNode):
         keypoints_topic = self.declare("keypoints_topic", TOPICS.camera_keypoints,
                                        "sensor_msgs/PointCloud2 of 17 keypoints (u, v[, score]) in pixels")
         use_images = self.declare("use_images", False, "also detect keypoints on camera images (needs mediapipe)")
-        image_topic = self.declare("image_topic", TOPICS.camera_image, "sensor_msgs/Image, when use_images")
+        image_topic = self.declare("image_topic", TOPICS.camera_image, "camera images (base topic), when use_images")
+        transport = self.declare("image_transport", "raw", f"one of {tuple(IMAGE_TRANSPORTS)}: sensor_msgs/Image "
+                                 "on image_topic, or sensor_msgs/CompressedImage on image_topic/compressed")
         info_topic = self.declare("camera_info_topic", TOPICS.camera_info, "sensor_msgs/CameraInfo, when use_images")
+        if transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {tuple(IMAGE_TRANSPORTS)}, got {transport!r}")
         self.processor = KeypointProcessor(self.config)
         self.subscribe(PointCloud2, keypoints_topic, self.processor.process)
         self._camera_info: CameraInfo | None = None
         self._detector = None
+        message_type, suffix = IMAGE_TRANSPORTS[transport]
+        image_topic += suffix
         if use_images:
-            self._start_image_path(image_topic, info_topic)
+            self._start_image_path(message_type, image_topic, info_topic)
         self.get_logger().info(f"{keypoints_topic}{' + ' + image_topic if self._detector else ''} -> "
                                f"features of {self.model_path}")
 
-    def _start_image_path(self, image_topic: str, info_topic: str) -> None:
+    def _start_image_path(self, message_type: type, image_topic: str, info_topic: str) -> None:
         try:
-            from mmhpe_ros.runtime.images import image_to_array
+            from mmhpe_ros.runtime.images import image_to_rgb
             from mmhpe_ros.runtime.intrinsics import to_model_pixels
             from mmhpe_ros.runtime.pose2d import KeypointDetector
 
@@ -51,15 +62,15 @@ class CameraNode(SensorNode):
             self.get_logger().error(f"use_images is set but the image path is unavailable ({error}); "
                                     f"only {TOPICS.camera_keypoints} is used")
             return
-        self._image_to_array, self._to_model_pixels = image_to_array, to_model_pixels
-        self.subscribe(Image, image_topic, self._on_image)
+        self._image_to_rgb, self._to_model_pixels = image_to_rgb, to_model_pixels
+        self.subscribe(message_type, image_topic, self._on_image)
         self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
-    def _on_image(self, msg: Image) -> Features | None:
-        rgb = self._image_to_array(msg)
+    def _on_image(self, msg: Image | CompressedImage) -> Features | None:
+        rgb = self._image_to_rgb(msg)
         keypoints = self._detector.detect(rgb)
         if keypoints is None:  # nobody in view: counted as empty
             return Features("rgb", codecs.header_stamp_ns(msg), msg.header.frame_id, {}, False)
