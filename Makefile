@@ -19,8 +19,9 @@ $(STAMP): requirements.txt requirements-ros.txt requirements-test.txt setup.py
 
 setup: $(STAMP)
 
+# `make demo RECORD=out/demo` also records markers and joints to out/demo/demo.mcap.
 demo: $(STAMP)
-	$(VENV)/bin/mmhpe-ros run --duration 20
+	$(VENV)/bin/mmhpe-ros run --duration 20 $(if $(RECORD),--record $(RECORD))
 
 test: $(STAMP)
 	$(PY) -m pytest -q test

@@ -151,12 +151,13 @@ def test_static_frames_are_the_packages_frames():
 
 def test_rviz_displays_name_real_topics_and_frame():
     config = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]
-    topics = {"/" + getattr(TOPICS, f) for f in Topics.__dataclass_fields__}
-    topics |= {"/" + TOPICS.feature(m) for m in FRAME_IDS if m != "world"}
+    # relative, as TOPICS: RViz started in the launch namespace (namespace:=...) finds them there
+    topics = {getattr(TOPICS, f) for f in Topics.__dataclass_fields__}
+    topics |= {TOPICS.feature(m) for m in FRAME_IDS if m != "world"}
     shown = [d["Topic"]["Value"] for d in config["Displays"] if "Topic" in d]
-    assert {"/" + TOPICS.markers, "/" + TOPICS.ground_truth, "/" + TOPICS.lidar_points, "/" + TOPICS.mmwave_points} <= set(shown)
+    assert {TOPICS.markers, TOPICS.ground_truth, TOPICS.lidar_points, TOPICS.mmwave_points} <= set(shown)
     assert set(shown) <= topics, f"unknown topics: {set(shown) - topics}"
     assert config["Global Options"]["Fixed Frame"] == FRAME_IDS["world"]
     by_topic = {d["Topic"]["Value"]: d for d in config["Displays"] if "Topic" in d}
     # sensor streams are best effort: a reliable RViz subscription would never match them
-    assert by_topic["/" + TOPICS.lidar_points]["Topic"]["Reliability Policy"] == "Best Effort"
+    assert by_topic[TOPICS.lidar_points]["Topic"]["Reliability Policy"] == "Best Effort"
