@@ -22,10 +22,11 @@ COMMANDS: dict[str, str] = {
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows an option's default, unless it is None or the help text already says it."""
+    """Shows an option's default, unless it is None, the option is a switch that turns something
+    off (its "default: True" would read as "off by default"), or the help text already says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or "default" in (action.help or ""):
+        if action.default is None or isinstance(action, argparse._StoreFalseAction) or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

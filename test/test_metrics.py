@@ -41,11 +41,28 @@ def test_pa_mpjpe_excludes_reflection(pose):
     assert pa_mpjpe(mirrored, pose) > 1.0
 
 
-def test_pa_mpjpe_known_value():
-    # Unit square target; prediction equals target plus a perpendicular offset on one point.
+def test_procrustes_undoes_scale_and_translation():
     target = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=float)
     aligned = procrustes_align(target * 2 + 5, target)
     np.testing.assert_allclose(aligned, target, atol=1e-12)
+
+
+def test_pa_mpjpe_known_value_of_a_twisted_square():
+    """Square corners (+-a, +-a, 0); the prediction lifts one diagonal by +h and the other by -h.
+
+    By hand: the cross-covariance is diag(4a^2, 4a^2, 0), so the best rotation is the identity
+    and the best scale s = 8a^2 / (4 (2a^2 + h^2)). With a = h = 0.1 m, s = 2/3 and every corner
+    is off by sqrt(2 (s - 1)^2 a^2 + s^2 h^2) = 0.1 sqrt(2/3) m = 81.65 mm; MPJPE is h = 100 mm.
+    A rotated, shifted and scaled copy of the prediction has the same PA-MPJPE.
+    """
+    a = h = 0.1
+    target = np.array([[a, a, 0], [-a, -a, 0], [a, -a, 0], [-a, a, 0]])
+    twisted = np.array([[a, a, h], [-a, -a, h], [a, -a, -h], [-a, a, -h]])
+    expected = 1000 * 0.1 * np.sqrt(2 / 3)
+    assert mpjpe(twisted, target) == pytest.approx(100.0)
+    assert pa_mpjpe(twisted, target) == pytest.approx(expected, rel=1e-9)
+    moved = 3.0 * twisted @ _rotation("x", 40.0).T + np.array([1.0, 2.0, -0.5])
+    assert pa_mpjpe(moved, target) == pytest.approx(expected, rel=1e-9)
 
 
 def test_pa_never_worse_than_mpjpe(pose):

@@ -76,6 +76,22 @@ def test_different_rates_with_jitter_fuse_at_the_slowest_rate(jitter_ms):
     assert np.all(np.diff([s.stamp_ns for s in sets]) > 0)
 
 
+def test_a_100_hz_stream_beside_10_20_30_hz_ones_still_fuses_at_the_slowest_rate():
+    """Camera 30 Hz, LiDAR 10 Hz, radar 20 Hz and a 100 Hz stream (CSI at its packet rate)."""
+    slop = 0.03
+    sync = FeatureSync(MODALITIES, slop_s=slop, deadline_s=0.25)
+    rates = {**RATES_HZ, "wifi": 100.0}
+    sets = run(sync, events(5.0, rates=rates, latency={**LATENCY_MS, "wifi": 1.0}, jitter_ms=2.0, seed=3))
+    assert_consistent(sets, round(slop * 1e9))
+    complete = [s for s in sets if s.complete]
+    assert len(complete) == 50
+    wifi = sync.counters["wifi"]
+    assert wifi.received == 500 and wifi.used == len([s for s in sets if "wifi" in s.messages])
+    assert wifi.unmatched + wifi.overflow + wifi.late >= 440  # nine in ten packets have no set to join
+    for complete_set in complete:  # the 100 Hz partner is the nearest one: within half a period + jitter
+        assert abs(complete_set.stamps["wifi"] - complete_set.stamps["lidar"]) <= 9 * MS
+
+
 def test_a_silent_sensor_is_reported_missing_and_not_waited_for():
     sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
     sets = run(sync, events(4.0, skip=lambda m, t: m == "wifi"))

@@ -18,6 +18,7 @@ from mmhpe_ros.data.frames import Frame, FrameSource, SequenceKey
 from mmhpe_ros.data.splits import protocol_actions, split_of
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.inputs import PRESENT, input_shapes, prepare_inputs
+from mmhpe_ros.skeleton import NUM_JOINTS
 from mmhpe_ros.train.config import TrainConfig
 
 TARGET = "joints"
@@ -110,7 +111,7 @@ class PoseDataset(Dataset):
                  cache_bytes: int = DEFAULT_CACHE_BYTES, progress: bool = False) -> None:
         self.frames, self.config = frames, model_config
         shapes = input_shapes(model_config)
-        per_frame = sum(int(np.prod(s)) * d.itemsize for s, d in shapes.values()) + 17 * 3 * 4
+        per_frame = sum(int(np.prod(s)) * d.itemsize for s, d in shapes.values()) + NUM_JOINTS * 3 * 4
         self.cached = per_frame * len(frames) <= cache_bytes
         self._arrays: dict[str, np.ndarray] = {}
         self.positions = np.arange(len(frames))
@@ -121,7 +122,7 @@ class PoseDataset(Dataset):
     def _prepare_all(self, shapes: dict, progress: bool) -> None:
         n = len(self.frames)
         arrays = {k: np.zeros((n, *s), dtype=d) for k, (s, d) in shapes.items()}
-        arrays[TARGET] = np.zeros((n, 17, 3), dtype=np.float32)
+        arrays[TARGET] = np.zeros((n, NUM_JOINTS, 3), dtype=np.float32)
         frames: Iterator[Frame] = iter(self.frames)
         if progress:
             from tqdm import tqdm
@@ -138,8 +139,8 @@ class PoseDataset(Dataset):
     def _sample(self, frame: Frame) -> dict[str, np.ndarray]:
         sample = prepare_inputs(frame.data, self.config)
         joints = np.asarray(frame.joints, dtype=np.float32)
-        if joints.shape != (17, 3):
-            raise ValueError(f"frame {frame.key} #{frame.index}: joints {joints.shape}, expected (17, 3)")
+        if joints.shape != (NUM_JOINTS, 3):
+            raise ValueError(f"frame {frame.key} #{frame.index}: joints {joints.shape}, expected ({NUM_JOINTS}, 3)")
         sample[TARGET] = joints
         return sample
 
@@ -158,7 +159,7 @@ class PoseDataset(Dataset):
     def mean_joints(self, limit: int = 2048) -> np.ndarray:
         """Mean ground-truth pose (17, 3) of (an even subset of) the frames."""
         if self.cached:
-            return self._arrays[TARGET].mean(axis=0) if len(self) else np.zeros((17, 3), np.float32)
+            return self._arrays[TARGET].mean(axis=0) if len(self) else np.zeros((NUM_JOINTS, 3), np.float32)
         picks = strided(len(self), limit)
         return np.mean([self.frames[int(self.positions[i])].joints for i in picks], axis=0)
 

@@ -41,6 +41,7 @@ from mmhpe_ros.model.ogm import GradientModulation
 from mmhpe_ros.model.pose_model import PoseModel, count_parameters
 from mmhpe_ros.model.shapley import Assessment, assess
 from mmhpe_ros.runtime.paths import resolve_inside
+from mmhpe_ros.skeleton import NUM_JOINTS
 from mmhpe_ros.train.config import TrainConfig
 from mmhpe_ros.train.data import TARGET, PoseDataset, split_sources
 from mmhpe_ros.train.distributed import Context, setup, teardown
@@ -250,7 +251,7 @@ class Trainer:
                 predicted = self.model.fuse(features, only).cpu().numpy()
                 predicted[~present[:, i].cpu().numpy()] = np.nan
                 out[m].append(predicted)
-        return {k: np.concatenate(v) if v else np.zeros((0, 17, 3)) for k, v in out.items()}
+        return {k: np.concatenate(v) if v else np.zeros((0, NUM_JOINTS, 3)) for k, v in out.items()}
 
     def validate(self) -> dict[str, float]:
         """Validation MPJPE / PA-MPJPE (mm) over every process's frames, fused and per modality."""
