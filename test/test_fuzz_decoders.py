@@ -242,29 +242,37 @@ def test_values_beyond_float32_count_as_non_finite():
 
 
 @pytest.fixture(scope="module")
-def lidar_node(tmp_path_factory):
-    rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
+def sensor_nodes(tmp_path_factory):
+    """A LiDAR node and a WiFi node (rclpy context on this file's own DDS domain)."""
+    pytest.importorskip("rclpy", reason="rclpy not installed")
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from rclpy.parameter import Parameter
+    from ros_domain import ros_domain
 
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.pose_model import PoseModel
     from mmhpe_ros.nodes.lidar import LidarNode
+    from mmhpe_ros.nodes.wifi import WifiNode
 
     path = save_model(tmp_path_factory.mktemp("model") / "m.safetensors",
                       PoseModel(ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64)))
-    previous = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = "174"  # this file's own DDS domain, read by rclpy.init
-    rclpy.init()
-    node = LidarNode(parameter_overrides=[Parameter("model_path", value=str(path))])
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
-    if previous is None:
-        os.environ.pop("ROS_DOMAIN_ID")
-    else:
-        os.environ["ROS_DOMAIN_ID"] = previous
+    with ros_domain("174"):
+        nodes = {"lidar": LidarNode(parameter_overrides=[Parameter("model_path", value=str(path))]),
+                 "wifi": WifiNode(parameter_overrides=[Parameter("model_path", value=str(path))])}
+        yield nodes
+        for node in nodes.values():
+            node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def lidar_node(sensor_nodes):
+    return sensor_nodes["lidar"]
+
+
+@pytest.fixture(scope="module")
+def wifi_node(sensor_nodes):
+    return sensor_nodes["wifi"]
 
 
 def _as_rclpy(msg: SimpleNamespace) -> Any:
@@ -314,3 +322,40 @@ def test_node_keeps_working_after_bad_messages(lidar_node):
     assert "no field 'y'" in counters.last_error
     (status,) = lidar_node.statuses()
     assert status.values["dropped"] == str(counters.dropped) and "no field 'y'" in status.values["last_error"]
+
+
+def _image_as_rclpy(msg: SimpleNamespace) -> Any:
+    """The fuzzed CSI packet as a real rclpy Image (sizes clipped to uint32)."""
+    from sensor_msgs.msg import Image
+
+    def u32(value: int) -> int:
+        return int(min(max(value, 0), UINT32_MAX))
+
+    types = codecs.rclpy_types()
+    return Image(header=codecs.make_header(types, msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, "wifi"),
+                 height=u32(msg.height), width=u32(msg.width), encoding=msg.encoding,
+                 is_bigendian=int(msg.is_bigendian), step=u32(msg.step),
+                 data=types.uint8_sequence(np.asarray(msg.data, np.uint8)))
+
+
+@settings(max_examples=max(FUZZ_EXAMPLES // 3, 10), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(msg=csi_images())
+def test_wifi_node_counts_bad_packets_and_never_raises(wifi_node, msg):
+    """Fuzzed CSI packets through the WiFi node's real callback: a packet that does not decode is
+    counted as dropped (and its reason kept for diagnostics); nothing raises."""
+    rclpy_msg = _image_as_rclpy(msg)
+    (subscription,) = wifi_node.subscriptions
+    counters = wifi_node.inputs[subscription.topic_name.lstrip("/")]
+    try:
+        codecs.read_csi_packet(rclpy_msg)
+        undecodable = False
+    except CodecError:
+        undecodable = True
+    dropped = counters.dropped
+    subscription.callback(rclpy_msg)  # must not raise
+    assert counters.dropped - dropped in (0, 1)
+    if undecodable:
+        assert counters.dropped - dropped == 1 and counters.last_error
+    (status,) = wifi_node.statuses()
+    assert status.values["dropped"] == str(counters.dropped)
