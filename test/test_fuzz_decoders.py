@@ -10,6 +10,7 @@ subscription callback: each bad message is counted as dropped, none raises, the 
 from __future__ import annotations
 
 import os
+import time
 import tracemalloc
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -359,3 +360,23 @@ def test_wifi_node_counts_bad_packets_and_never_raises(wifi_node, msg):
         assert counters.dropped - dropped == 1 and counters.last_error
     (status,) = wifi_node.statuses()
     assert status.values["dropped"] == str(counters.dropped)
+
+
+def test_errors_of_a_flood_of_bad_messages_are_logged_once_per_period(lidar_node, capfd):
+    """100 bad clouds in a row: all counted, one error line (rclpy's throttle, ERROR_LOG_PERIOD_S)."""
+    from mmhpe_ros.nodes.sensor_node import ERROR_LOG_PERIOD_S
+
+    types = codecs.rclpy_types()
+    (subscription,) = lidar_node.subscriptions
+    counters = lidar_node.inputs[subscription.topic_name.lstrip("/")]
+    bad = codecs.create_points(types, codecs.make_header(types, 10**9, "lidar"), np.zeros((3, 2)), ["x", "w"])
+    time.sleep(ERROR_LOG_PERIOD_S)  # earlier tests' errors are out of the throttle window
+    capfd.readouterr()
+    dropped = counters.dropped
+    start = time.monotonic()
+    for _ in range(100):
+        subscription.callback(bad)
+    assert counters.dropped - dropped == 100
+    periods = 1 + int((time.monotonic() - start) // ERROR_LOG_PERIOD_S)  # 1 unless the loop was very slow
+    lines = [line for line in capfd.readouterr().err.splitlines() if "dropped a message" in line]
+    assert 1 <= len(lines) <= periods and "no field 'y'" in lines[0], lines
