@@ -39,7 +39,8 @@ class Replayer(Node):
         offset = self._declare("start_offset", 0.0, "seconds into the bag where playback starts")
         paused = self._declare("paused", False, "pause/resume playback; settable at run time")
         delay = self._declare("delay", 1.0, "seconds to wait before the first message (lets subscribers match)")
-        clock_hz = self._declare("clock_frequency", 100.0, "/clock messages per wall second; 0 disables /clock")
+        clock_hz = self._declare("clock_frequency", 20.0, "/clock messages per wall second; 0 disables /clock "
+                                 "(every node on use_sim_time takes each one: 20 Hz, not 100, kept x10 replay whole)")
 
         self.source = BagSource(bag or SAMPLE_BAG)
         self._bag_publishers = {
