@@ -51,35 +51,3 @@ def test_errors_are_reported_and_work_continues():
     assert done == [0, 2] and errors == [(1, "bad item")]
     with pytest.raises(RuntimeError, match="closed"):
         worker.submit(4)
-
-
-def test_run_here_if_idle_runs_in_the_caller_only_when_nothing_waits():
-    import threading
-    import time
-
-    from mmhpe_ros.runtime.worker import LatestBatchWorker
-
-    gate, calls = threading.Event(), []
-
-    def work(batch):
-        calls.append((threading.current_thread().name, list(batch)))
-        if batch == [1]:
-            gate.wait(5)
-
-    worker = LatestBatchWorker(work, max_pending=4, name="inference")
-    assert worker.run_here_if_idle(0)  # idle: done here, at once
-    assert calls == [(threading.current_thread().name, [0])]
-    worker.submit(1)  # the worker thread takes it and blocks on the gate
-    while not worker._busy:
-        time.sleep(0.001)
-    assert not worker.run_here_if_idle(2)  # busy: the caller must submit instead
-    worker.submit(2)
-    gate.set()
-    assert worker.join_idle(5)
-    assert calls[1:] == [("inference", [1]), ("inference", [2])] and worker.done == 3
-    errors = []
-    failing = LatestBatchWorker(lambda batch: 1 / 0, on_error=lambda batch, e: errors.append((batch, type(e))))
-    assert failing.run_here_if_idle(7) and errors == [([7], ZeroDivisionError)]
-    assert failing.join_idle(1)  # idle again after the error
-    worker.close()
-    failing.close()

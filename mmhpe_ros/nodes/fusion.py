@@ -85,9 +85,6 @@ class FusionNode(Node):
                                   "and the ground truth it is scored against")
         max_pending = self._declare("max_pending", 8, "sets waiting for inference (inferred in one batch); "
                                     "the oldest is dropped beyond")
-        self.infer_in_callback = self._declare(
-            "infer_in_callback", True, "infer a set in the subscription callback when the inference thread is "
-            "idle (saves its wake-up); under load sets always queue for the inference thread")
         threads = self._declare("torch_threads", 1, "CPU threads for inference (0: torch's default)")
         device = self._declare("device", "cpu", "torch device for inference (cpu, cuda)")
         self.stale_after_s = self._declare("stale_after_s", 1.0, "diagnostics report a modality STALE after "
@@ -160,8 +157,7 @@ class FusionNode(Node):
                 self._last_arrival_ns = now
                 sets = self.sync.add(modality, stamp, arrived)
             for synced in sets:
-                if not (self.infer_in_callback and self.worker.run_here_if_idle(synced)):
-                    self.worker.submit(synced)
+                self.worker.submit(synced)
         except Exception as error:  # noqa: BLE001 - a callback must never raise; counted and logged
             self.decode_errors[modality] += 1
             self.get_logger().error(f"{feature_topic(modality)}: dropped a message: {error}",

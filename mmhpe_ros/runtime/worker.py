@@ -50,18 +50,6 @@ class LatestWorker(Generic[T]):
             self._queue.append(item)
             self._cond.notify()
 
-    def run_here_if_idle(self, item: T) -> bool:
-        """Run ``work`` on ``item`` in the calling thread if nothing is queued or being worked on,
-        and return True; else return False (then :meth:`submit` it). An idle worker so costs no
-        hand-over to its thread (a wake-up and a wait for the GIL). Callers must not call it
-        concurrently with each other or with :meth:`submit`."""
-        with self._cond:
-            if self._closed or self._queue or self._busy:
-                return False
-            self._busy = True
-        self._call(self._unit(item))
-        return True
-
     def join_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted item has been handled; False on timeout."""
         with self._cond:
@@ -84,28 +72,20 @@ class LatestWorker(Generic[T]):
                     return
                 item = self._take()
                 self._busy = True
-            self._call(item)
-
-    def _call(self, unit) -> None:
-        """``work(unit)`` (``_busy`` set by the caller), then mark the worker idle."""
-        try:
-            self._work(unit)
-        except Exception as error:  # keep serving; the owner decides how to report
-            if self._on_error is not None:
-                self._on_error(unit, error)
-        finally:
-            with self._cond:
-                self._busy = False
-                self.done += 1
-                self._cond.notify_all()
+            try:
+                self._work(item)
+            except Exception as error:  # keep serving; the owner decides how to report
+                if self._on_error is not None:
+                    self._on_error(item, error)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self.done += 1
+                    self._cond.notify_all()
 
     def _take(self):
         """The next unit of work (called with the lock held, queue not empty)."""
         return self._queue.popleft()
-
-    def _unit(self, item: T):
-        """The unit of work of one item run outside the queue."""
-        return item
 
 
 class LatestBatchWorker(LatestWorker[T]):
@@ -120,6 +100,3 @@ class LatestBatchWorker(LatestWorker[T]):
         batch = list(self._queue)
         self._queue.clear()
         return batch
-
-    def _unit(self, item: T):
-        return [item]
