@@ -114,21 +114,28 @@ def test_cloud_node_publishes_the_models_features_and_counts_bad_clouds(ros, sta
     assert counters.non_finite_points >= 1 and "row_step" in counters.last_error
 
 
-def test_wifi_node_assembles_packets_into_one_window(ros, start):
+def _feed_csi_packets(ros, node, seed: int, packets: int = 10) -> tuple[np.ndarray, list]:
+    """Publish the first ``packets`` CSI packets of one random frame to ``node``, one at a time (best
+    effort may drop a burst); returns (the frame's CSI, the list its features arrive in)."""
     helper, executor = ros
-    node = start(WifiNode)
     received = []
     helper.create_subscription(Image, feature_topic("wifi"), received.append, 10)
     publisher = helper.create_publisher(Image, SENSOR_TOPICS["wifi"], qos_profile_sensor_data)
     _spin_until(executor, lambda: publisher.get_subscription_count() > 0)
-    csi = np.random.default_rng(1).normal(size=(2, 3, 114, 10))
+    csi = np.random.default_rng(seed).normal(size=(2, 3, 114, 10))
     frame = Frame(SequenceKey("E01", "S01", "A01"), 0, np.zeros((17, 3)), {"wifi": csi})
-    for stream, _, msg in frame_messages(_types(), frame, STAMP_NS, ["wifi"]):
-        if stream.msgtype.endswith("Image"):  # one at a time: best effort may drop a burst
-            counted = node.inputs[SENSOR_TOPICS["wifi"]].monitor.count
-            _spin_until(executor, lambda: node.inputs[SENSOR_TOPICS["wifi"]].monitor.count > counted,
-                        lambda: publisher.publish(msg))
-    _spin_until(executor, lambda: received)
+    messages = [msg for stream, _, msg in frame_messages(_types(), frame, STAMP_NS, ["wifi"])
+                if stream.msgtype.endswith("Image")]
+    monitor = node.inputs[SENSOR_TOPICS["wifi"]].monitor
+    for msg in messages[:packets]:
+        counted = monitor.count
+        _spin_until(executor, lambda: monitor.count > counted, lambda: publisher.publish(msg))
+    return csi, received
+
+
+def test_wifi_node_assembles_packets_into_one_window(ros, start):
+    csi, received = _feed_csi_packets(ros, start(WifiNode), seed=1)
+    _spin_until(ros[1], lambda: received)
     assert codecs.header_stamp_ns(received[0]) == STAMP_NS
     np.testing.assert_array_equal(read_features("wifi", received[0], CONFIG)["wifi"],
                                   prepare_modality("wifi", csi, CONFIG)[0]["wifi"])
@@ -136,22 +143,10 @@ def test_wifi_node_assembles_packets_into_one_window(ros, start):
 
 def test_wifi_node_flushes_an_unfinished_window_while_sim_time_stands_still(ros, start):
     """7 of 10 packets, then silence, on sim time with no /clock: the window still goes out."""
-    helper, executor = ros
     node = start(WifiNode, use_sim_time=True, window_timeout_s=0.2)
-    received = []
-    helper.create_subscription(Image, feature_topic("wifi"), received.append, 10)
-    publisher = helper.create_publisher(Image, SENSOR_TOPICS["wifi"], qos_profile_sensor_data)
-    _spin_until(executor, lambda: publisher.get_subscription_count() > 0)
-    csi = np.random.default_rng(2).normal(size=(2, 3, 114, 10))
-    frame = Frame(SequenceKey("E01", "S01", "A01"), 0, np.zeros((17, 3)), {"wifi": csi})
-    packets = [msg for stream, _, msg in frame_messages(_types(), frame, STAMP_NS, ["wifi"])
-               if stream.msgtype.endswith("Image")][:7]
-    for msg in packets:
-        counted = node.inputs[SENSOR_TOPICS["wifi"]].monitor.count
-        _spin_until(executor, lambda: node.inputs[SENSOR_TOPICS["wifi"]].monitor.count > counted,
-                    lambda: publisher.publish(msg))
+    _, received = _feed_csi_packets(ros, node, seed=2, packets=7)
     assert not received and node.get_clock().now().nanoseconds == 0  # sim time, never advanced
-    _spin_until(executor, lambda: received)
+    _spin_until(ros[1], lambda: received)
     window = read_features("wifi", received[0], CONFIG)["wifi"]
     assert codecs.header_stamp_ns(received[0]) == STAMP_NS and window.shape == (2, 3, 114, 10)
     assert node.processor.assembler.counters.incomplete == 1
