@@ -43,18 +43,24 @@ def atomic_write(path: Path, write: Any) -> None:
 
 
 
+def read_json_file(path: Path, what: str, limit: int, where_expected: str = "") -> Any:
+    """The JSON in ``path`` (at most ``limit`` bytes, refused before reading if larger);
+    :class:`CheckpointError` naming ``what`` if it is missing, too large or not JSON."""
+    try:
+        return json.loads(read_bounded(path, limit, what).decode("utf-8"))
+    except LimitError as error:
+        raise CheckpointError(str(error)) from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: {what} missing{where_expected}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: {what} is not valid JSON ({error})") from None
+
+
 def read_card(path: str | Path) -> dict[str, Any]:
     """The validated card of a weights file (or of the card itself)."""
     path = Path(path)
     card_file = path if path.suffix == ".json" else card_path(path)
-    try:
-        card = json.loads(read_bounded(card_file, CARD_BYTES, "model card").decode("utf-8"))
-    except LimitError as error:
-        raise CheckpointError(str(error)) from None
-    except FileNotFoundError:
-        raise CheckpointError(f"{card_file}: model card missing (expected beside the weights)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{card_file}: model card is not valid JSON ({error})") from None
+    card = read_json_file(card_file, "model card", CARD_BYTES, " (expected beside the weights)")
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise CheckpointError(f"{card_file}: not a {CARD_FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
     if card.get("joints") != list(JOINTS):

@@ -55,6 +55,7 @@ class BagLimits:
 
 DEFAULT_BAG_LIMITS = BagLimits()
 CARD_BYTES = 1 * MIB  # a model card is a few KiB of JSON
+TRAIN_STATE_BYTES = 16 * MIB  # a checkpoint's state.json: config and per-epoch history (tensors are elsewhere)
 SAFETENSORS_HEADER_BYTES = 16 * MIB  # the JSON header of tensor names, dtypes, shapes, offsets
 
 

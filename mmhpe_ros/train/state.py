@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 
-from mmhpe_ros.model.card import CheckpointError
+from mmhpe_ros.model.card import CheckpointError, read_json_file
 from mmhpe_ros.model.checkpoint import load_model, save_model
 from mmhpe_ros.model.pose_model import PoseModel
+from mmhpe_ros.runtime.limits import TRAIN_STATE_BYTES
 from mmhpe_ros.runtime.paths import resolve_inside
 
 STATE_FORMAT = "mmhpe_ros.train_state/1"
@@ -185,12 +186,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     path = Path(path)
     model, _ = load_model(path / "model.safetensors", device)
     meta_file, tensor_file = path / "state.json", path / "state.safetensors"
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{meta_file}: training state missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{meta_file}: training state is not valid JSON ({error})") from None
+    meta = read_json_file(meta_file, "training state", TRAIN_STATE_BYTES)
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{meta_file}: not a {STATE_FORMAT} file")
     try:
