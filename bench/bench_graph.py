@@ -30,7 +30,8 @@ def _percentiles(name: str, values_ms: list[float]) -> None:
     print(f"{name}_p99_ms {np.percentile(values, 99):.2f}")
 
 
-def latency(model_path: str | None, frames: int) -> None:
+def latency(model_path: str | None, frames: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Publish ``frames`` frames; print the figures; return (sent, received) perf_counter_ns by stamp."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, PointCloud2
@@ -49,6 +50,14 @@ def latency(model_path: str | None, frames: int) -> None:
     types = codecs.rclpy_types()
     publishers = {m: bench.create_publisher(Image if m == "wifi" else PointCloud2, SENSOR_TOPICS[m],
                                             qos_profile_sensor_data) for m in MODALITIES}
+    published: dict[int, int] = {}  # stamp -> when the fusion node's markers publish() returned
+    publish_markers = fusion._markers.publish
+
+    def publish_and_note(msg: MarkerArray) -> None:
+        publish_markers(msg)
+        published.setdefault(codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns())
+
+    fusion._markers.publish = publish_and_note  # a probe on the fusion node's output
     received: dict[int, int] = {}
     bench.create_subscription(MarkerArray, TOPICS.markers, lambda msg: received.setdefault(
         codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns()), 100)
@@ -85,8 +94,10 @@ def latency(model_path: str | None, frames: int) -> None:
     print(f"graph_frames_sent {frames}")
     print(f"graph_frames_fused {len(latencies)}")
     _percentiles("graph_latency", latencies)
+    _percentiles("graph_in_out_latency", [(published[s] - sent[s]) / 1e6 for s in sent if s in published])
     _percentiles("fusion_node_latency", list(fusion.latencies_ms))
     _percentiles("model_forward", list(fusion.forward_ms))
+    return sent, received
 
 
 def throughput(model_path: str | None, rate: float, seconds: float) -> None:

@@ -46,10 +46,15 @@ def pa_mpjpe(predicted: np.ndarray, target: np.ndarray) -> float:
     return mpjpe(procrustes_align(predicted, target), target)
 
 
+def joint_errors(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Position error of each joint (..., J, 3) -> (..., J), in mm."""
+    predicted, target = _check(predicted, target)
+    return np.linalg.norm(predicted - target, axis=-1) * MM_PER_M
+
+
 def frame_mpjpe(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
     """MPJPE of each frame (..., J, 3) -> (...), in mm: what :func:`mpjpe` averages over frames."""
-    predicted, target = _check(predicted, target)
-    return np.linalg.norm(predicted - target, axis=-1).mean(axis=-1) * MM_PER_M
+    return joint_errors(predicted, target).mean(axis=-1)
 
 
 def frame_pa_mpjpe(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:

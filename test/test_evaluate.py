@@ -112,6 +112,20 @@ def test_scores_match_a_direct_forward_pass(result: Evaluation, frames: list[Fra
     assert net.training
 
 
+def test_per_joint_errors_match_a_direct_forward_pass_and_average_to_mpjpe(
+        result: Evaluation, frames: list[Frame]) -> None:
+    from mmhpe_ros.metrics import joint_errors
+
+    net = model().eval()
+    batch = next(iter(loader(frames, batch_size=len(frames))))
+    with torch.no_grad():
+        fused = net(batch).numpy()
+    per_joint = joint_errors(fused, batch["joints"].numpy()).mean(axis=0)  # every frame has some modality
+    np.testing.assert_allclose(result.joint_mpjpe_mm[FULL], per_joint, rtol=1e-5)
+    for score in result.overall():  # each subset over its own frames: the mean over joints is its MPJPE
+        assert np.mean(result.joint_mpjpe_mm[score.name]) == pytest.approx(score.mpjpe_mm, rel=1e-6)
+
+
 def test_a_model_ignoring_a_modality_scores_the_same_with_and_without_it() -> None:
     frames = make_frames(12, seed=1, missing=False)  # the same frames in every subset
     torch.manual_seed(0)
@@ -184,6 +198,31 @@ def test_command_end_to_end(saved: tuple[Path, Path], tmp_path: Path, capsys) ->
         assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "all"), "--split", "all",
                      "--setting", "S1", "--no-progress"]) == 0
     assert "P1 S1 all, 9 frames" in capsys.readouterr().out
+
+
+def test_command_writes_expected_joint_errors_into_the_card(saved: tuple[Path, Path], tmp_path: Path,
+                                                            capsys) -> None:
+    import shutil
+
+    from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, card_path, expected_joint_errors, read_card
+
+    weights = tmp_path / "model.safetensors"
+    shutil.copy(saved[0], weights)
+    shutil.copy(card_path(saved[0]), card_path(weights))
+    before = read_card(weights)
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "e"), "--update-card",
+                     "--no-progress"]) == 0
+    assert f"updated {card_path(weights)}" in capsys.readouterr().out
+    card = read_card(weights)
+    assert {k: v for k, v in card.items() if k != EXPECTED_ERRORS_KEY} == before  # nothing else changed
+    errors = expected_joint_errors(card)
+    rows = {row["subset"]: float(row["mpjpe_mm"]) for row in csv.DictReader(open(tmp_path / "e" / "subsets.csv"))}
+    assert {"+".join(m for m in MODALITIES if m in s) for s in errors} == set(rows)
+    for subset, values in errors.items():
+        name = "+".join(m for m in MODALITIES if m in subset)
+        assert np.mean(values) == pytest.approx(rows[name], abs=0.01)  # rounded to 0.01 mm per joint
+    assert "6 frames" in card[EXPECTED_ERRORS_KEY]["note"]
 
 
 def test_command_errors_exit_2(saved: tuple[Path, Path], tmp_path: Path, capsys) -> None:

@@ -132,6 +132,64 @@ def test_two_modalities_fused_as_the_model_does_offline(graph, model_path):
         assert (array.markers[0].color.r, array.markers[0].color.g) == pytest.approx(two[:2])
 
 
+def publish_lidar_mmwave_frame(helper, executor, node, stamp: int) -> None:
+    """One lidar + mmwave feature set at ``stamp``; waits until it is fused."""
+    types = codecs.rclpy_types()
+    raw = raw_frame(np.random.default_rng(1))
+    publishers = {m: helper.create_publisher(PointCloud2, feature_topic(m), qos_profile_sensor_data)
+                  for m in ("lidar", "mmwave")}
+    spin_until(executor, lambda: all(p.get_subscription_count() for p in publishers.values()))
+    fused = node.fused
+    for modality, publisher in publishers.items():
+        arrays, _ = prepare_modality(modality, raw[modality], CONFIG)
+        publisher.publish(features_message(types, codecs.make_header(types, stamp, "sensor"), modality, arrays))
+    spin_until(executor, lambda: node.fused > fused)
+
+
+def test_confidence_colours_each_joint_by_the_cards_expected_error(graph, model_path, tmp_path):
+    import shutil
+
+    from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, card_path, update_card
+    from mmhpe_ros.runtime.markers import ERROR_RAMP
+    from mmhpe_ros.skeleton import BONES, NUM_JOINTS
+
+    weights = tmp_path / "m.safetensors"
+    shutil.copy(model_path, weights)
+    shutil.copy(card_path(model_path), card_path(weights))
+    errors = np.linspace(20.0, 200.0, NUM_JOINTS)  # joint 0 well below green's 40 mm, the last above red's 160
+    update_card(weights, {EXPECTED_ERRORS_KEY: {"note": "test", "subsets": {
+        "lidar+mmwave": errors.tolist(), "lidar": [500.0] * NUM_JOINTS}}})
+    helper, executor, start = graph
+    node = start(model_path=str(weights), modalities=["lidar", "mmwave"], slop=0.01, deadline=0.3)
+    markers = []
+    helper.create_subscription(MarkerArray, TOPICS.markers, markers.append, 10)
+    publish_lidar_mmwave_frame(helper, executor, node, 7_000_000_000)
+    spin_until(executor, lambda: markers)
+    joints_marker, bones_marker = markers[0].markers
+    colors = np.array([(c.r, c.g, c.b, c.a) for c in joints_marker.colors])
+    assert colors.shape == (NUM_JOINTS, 4)
+    np.testing.assert_allclose(colors[0], ERROR_RAMP[0], atol=1e-6)  # 20 mm: green
+    np.testing.assert_allclose(colors[-1], ERROR_RAMP[2], atol=1e-6)  # 200 mm: red
+    middle = int(np.argmin(np.abs(errors - 100.0)))  # about midway between 40 and 160 mm: about yellow
+    assert np.abs(colors[middle] - np.array(ERROR_RAMP[1])).max() < 0.1
+    assert np.all(np.diff(colors[:, 0]) >= -1e-6), "red rises with the expected error"
+    bone_colors = np.array([(c.r, c.g, c.b, c.a) for c in bones_marker.colors])
+    np.testing.assert_allclose(bone_colors, colors[np.asarray(BONES).reshape(-1)], atol=1e-6)
+
+
+def test_confidence_without_expected_errors_falls_back_to_modality_count(graph):
+    helper, executor, start = graph
+    node = start(modalities=["lidar", "mmwave"], slop=0.01, deadline=0.3)  # its card has no expected errors
+    assert node.color_mode == "modalities"
+    markers = []
+    helper.create_subscription(MarkerArray, TOPICS.markers, markers.append, 10)
+    publish_lidar_mmwave_frame(helper, executor, node, 8_000_000_000)
+    spin_until(executor, lambda: markers)
+    joints_marker = markers[0].markers[0]
+    assert list(joints_marker.colors) == []
+    assert (joints_marker.color.r, joints_marker.color.g) == pytest.approx(MODALITY_COUNT_COLORS[2][:2])
+
+
 def test_bad_messages_are_counted_and_the_node_goes_on(graph):
     helper, executor, start = graph
     node = start(modalities=["lidar"])
@@ -159,6 +217,8 @@ def test_bad_parameters_are_refused(graph):
         start(modalities=["thermal"])
     with pytest.raises(ValueError, match="color_mode"):
         start(color_mode="rainbow")
+    with pytest.raises(ValueError, match="confidence_range_mm"):
+        start(confidence_range_mm=[40.0])
 
 
 def test_inference_backlog_is_taken_as_one_batch():

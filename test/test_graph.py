@@ -29,14 +29,14 @@ from mmhpe_ros.data import bag_format as fmt  # noqa: E402
 from mmhpe_ros.data.bags import BagDataset  # noqa: E402
 from mmhpe_ros.metrics import mpjpe  # noqa: E402
 from mmhpe_ros.modalities import FRAME_IDS, MODALITIES, SENSOR_TOPICS, TOPICS  # noqa: E402
-from mmhpe_ros.model.card import read_card  # noqa: E402
+from mmhpe_ros.model.card import expected_joint_errors, read_card  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model  # noqa: E402
 from mmhpe_ros.model.inputs import prepare_inputs  # noqa: E402
 from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph  # noqa: E402
 from mmhpe_ros.resources import SAMPLE_BAG  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.diagnostics import Level  # noqa: E402
-from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS  # noqa: E402
+from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, error_colors  # noqa: E402
 from mmhpe_ros.skeleton import BONES, NUM_JOINTS  # noqa: E402
 
 ROS_DOMAIN_ID = "181"  # this file's own DDS domain
@@ -122,10 +122,12 @@ def sample_run(ros, model_path):
     return collector, fusion, expected, incomplete_csi, statuses
 
 
-def test_markers_carry_the_skeleton_of_each_input_frame(sample_run):
+def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
     collector, _, expected, _, _ = sample_run
     assert len(collector.markers) >= len(expected) - 2  # best-effort inputs: allow a lost frame or two
-    full = np.asarray(MODALITY_COUNT_COLORS[4][:3], dtype=np.float32)
+    expected_errors = expected_joint_errors(read_card(model_path))
+    assert expected_errors is not None, f"{model_path}: the shipped card carries expected joint errors"
+    full = error_colors(expected_errors[frozenset(MODALITIES)], 40.0, 160.0).astype(np.float32)
     for array in collector.markers:
         joints_marker, bones_marker = array.markers
         stamp = codecs.header_stamp_ns(joints_marker)
@@ -141,8 +143,9 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run):
         np.testing.assert_allclose(points, collector.joints[stamp])
         np.testing.assert_allclose([bones_marker.points[0].x, bones_marker.points[1].y],
                                    [points[BONES[0][0], 0], points[BONES[0][1], 1]])
-        assert np.allclose([joints_marker.color.r, joints_marker.color.g, joints_marker.color.b], full), \
-            "every set of the sample bag fuses all four modalities"
+        colors = np.array([(c.r, c.g, c.b, c.a) for c in joints_marker.colors], dtype=np.float32)
+        np.testing.assert_allclose(colors, full, atol=1e-6, err_msg="every set of the sample bag fuses all four "
+                                   "modalities: joints coloured by the card's errors for all four")
 
 
 def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
@@ -216,7 +219,7 @@ def set_use_sim_time(nodes, value: bool) -> None:
 def test_faults_sensor_stops_floods_and_stamps_jump_back(ros, model_path):
     collector = Collector()
     feed = SensorFeed()
-    nodes = build_graph(model_path=model_path, replay=False)
+    nodes = build_graph(model_path=model_path, replay=False, extra={"fusion_node": {"color_mode": "modalities"}})
     fusion = nodes[-1]
     spinner = GraphSpinner([*nodes, collector.node, feed.node])
     queue_peak = 0

@@ -61,3 +61,32 @@ def test_colour_follows_number_of_modalities():
         color_for_modalities([False] * 4)
     with pytest.raises(ValueError):
         color_for_modalities([True] * 3)
+
+
+def test_error_colours_run_green_yellow_red_and_clip():
+    from mmhpe_ros.runtime.markers import ERROR_RAMP, error_colors
+
+    errors = np.array([0.0, 40.0, 100.0, 160.0, 1000.0] + [70.0] * (NUM_JOINTS - 5))
+    colors = error_colors(errors, 40.0, 160.0)
+    assert colors.shape == (NUM_JOINTS, 4)
+    np.testing.assert_allclose(colors[:5], [ERROR_RAMP[0], ERROR_RAMP[0], ERROR_RAMP[1], ERROR_RAMP[2],
+                                            ERROR_RAMP[2]])
+    np.testing.assert_allclose(colors[5], (np.array(ERROR_RAMP[0]) + ERROR_RAMP[1]) / 2)  # 70 mm: a quarter
+    with pytest.raises(ValueError, match="low < high"):
+        error_colors(errors, 160.0, 40.0)
+    with pytest.raises(ValueError, match="finite"):
+        error_colors(np.full(NUM_JOINTS, np.nan), 40.0, 160.0)
+
+
+def test_joint_colours_colour_each_bone_end_as_its_joint(skeleton):
+    colors = np.random.default_rng(1).uniform(size=(NUM_JOINTS, 4))
+    people = np.stack([skeleton, skeleton + 1.0])
+    markers = skeleton_markers(people, color=(1, 1, 1, 1), joint_colors=colors)
+    for joints, bones in zip(markers[::2], markers[1::2]):
+        np.testing.assert_array_equal(joints.colors, colors)
+        for k, (parent, child) in enumerate(BONES):
+            np.testing.assert_array_equal(bones.colors[2 * k], colors[parent])
+            np.testing.assert_array_equal(bones.colors[2 * k + 1], colors[child])
+    assert skeleton_markers(skeleton, color=(1, 1, 1, 1))[0].colors is None
+    with pytest.raises(ValueError, match="joint_colors"):
+        skeleton_markers(skeleton, color=(1, 1, 1, 1), joint_colors=colors[:, :3])

@@ -261,3 +261,24 @@ def test_checkpoint_refuses_corrupt_or_mismatched_files(tmp_path) -> None:
     card_path(good).unlink()
     with pytest.raises(CheckpointError, match="card missing"):
         load_model(good)
+
+
+def test_card_expected_joint_errors_are_validated_and_updated_in_place(tmp_path) -> None:
+    from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, expected_joint_errors, read_card, update_card
+
+    _, path = saved(tmp_path)
+    assert expected_joint_errors(read_card(path)) is None
+    errors = [float(j) for j in range(len(JOINTS))]
+    update_card(path, {EXPECTED_ERRORS_KEY: {"note": "t", "subsets": {"rgb+wifi": errors}}})
+    card = read_card(path)
+    assert expected_joint_errors(card) == {frozenset({"rgb", "wifi"}): tuple(errors)}
+    assert card["training_data"] == "unit test"  # the rest of the card is kept
+    load_model(path)  # still a loadable model
+    for bad, match in [({"subsets": {"rgb+thermal": errors}}, "not of"),
+                       ({"subsets": {"rgb": errors[:-1]}}, "one per joint"),
+                       ({"subsets": {"rgb": [float("nan")] * len(JOINTS)}}, "finite"),
+                       ({"subsets": {}}, "non-empty")]:
+        with pytest.raises(CheckpointError, match=match):
+            expected_joint_errors({**card, EXPECTED_ERRORS_KEY: bad})
+    with pytest.raises(ValueError, match="written with the weights"):
+        update_card(path, {"joints": []})

@@ -215,6 +215,23 @@ def test_camera_node_without_the_image_path_still_takes_keypoints(start):
         assert TOPICS.camera_image not in topics
 
 
+def test_camera_node_warns_when_images_come_without_use_images(ros, start, monkeypatch):
+    import mmhpe_ros.nodes.camera as camera
+
+    monkeypatch.setattr(camera, "UNUSED_IMAGES_CHECK_S", 0.1)
+    helper, executor = ros
+    node = start(CameraNode)  # use_images: false
+    assert not node.images_ignored
+    publisher = helper.create_publisher(Image, TOPICS.camera_image, qos_profile_sensor_data)
+    _spin_until(executor, lambda: node.images_ignored)
+    helper.destroy_publisher(publisher)
+    quiet = start(CameraNode, use_images=False)  # nobody publishes images now: no warning
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    assert not quiet.images_ignored
+
+
 def test_a_replayed_bag_drives_all_four_nodes_frame_for_frame(ros, start, tmp_path):
     """replayer (looping) -> camera, lidar, mmwave, wifi nodes over DDS: every frame's features at
     its stamp, on each pass (stamps jump back at the loop)."""

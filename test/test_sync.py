@@ -146,6 +146,26 @@ def test_bag_loop_resets_and_fusion_continues():
     assert all(n <= sync.queue_size for n in sync.pending.values())
 
 
+def test_bag_loop_fuses_the_last_frame_whose_wifi_is_still_on_its_way():
+    """Live replay: the next pass's first camera, LiDAR and radar messages reach the fusion node
+    before the last CSI window of the pass before (it takes a window's time to assemble)."""
+    one_pass = events(2.0, rates={m: 10.0 for m in MODALITIES})
+    last_wifi = max(i for i, (m, _) in enumerate(one_pass) if m == "wifi")
+    tail = one_pass[last_wifi]
+    head = [e for e in one_pass[:6] if e[0] != "wifi"][:3]  # pass 2's first rgb, lidar, mmwave
+    assert {m for m, _ in head} == {"rgb", "lidar", "mmwave"}
+    stream = one_pass[:last_wifi] + head + [tail] + one_pass[last_wifi + 1:] + [e for e in one_pass if e not in head]
+    sync = FeatureSync(MODALITIES, slop_s=0.02, deadline_s=0.25)
+    sets = run(sync, stream)
+    assert sync.resets == 1
+    first_pass = sets[:20]
+    assert len(sets) == 40, "every frame of both passes is fused"
+    assert [s.stamp_ns for s in first_pass] == [s.stamp_ns for s in sets[20:]]
+    assert all(s.complete for s in first_pass[:-1]) and first_pass[-1].missing == ("wifi",)
+    assert sync.counters["wifi"].late == 1  # the old pass's window came after the jump
+    assert_consistent(sets, 20 * MS)
+
+
 def test_one_stream_far_ahead_does_not_stall_the_others():
     sync = FeatureSync(MODALITIES, slop_s=0.02, deadline_s=0.25, reset_after_s=1.0)
     stream = events(3.0, rates={m: 10.0 for m in MODALITIES}, latency={m: 0.0 for m in MODALITIES},

@@ -11,12 +11,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import math
+
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.runtime.limits import CARD_BYTES, LimitError, read_bounded
 from mmhpe_ros.skeleton import JOINTS
 
 CARD_FORMAT = "mmhpe_ros.pose_model/1"
 RESERVED_CARD_KEYS = ("format", "config", "modalities", "joints", "units")
+# Card section written by `mmhpe-ros evaluate --update-card`: {"note": str, "subsets": {"rgb+lidar":
+# [one error per joint, mm], ...}}; the fusion node colours each joint by it (color_mode confidence).
+EXPECTED_ERRORS_KEY = "expected_joint_error_mm"
 
 
 class CheckpointError(ValueError):
@@ -80,3 +85,42 @@ def read_card(path: str | Path) -> dict[str, Any]:
             f"{list(config.modalities)}"
         )
     return card
+
+
+def expected_joint_errors(card: dict[str, Any]) -> dict[frozenset[str], tuple[float, ...]] | None:
+    """The card's expected error of each joint (mm) per fused modality subset; None if it has none.
+
+    :class:`CheckpointError` if the section is malformed (unknown modality, not one finite,
+    non-negative number per joint)."""
+    section = card.get(EXPECTED_ERRORS_KEY)
+    if section is None:
+        return None
+    subsets = section.get("subsets") if isinstance(section, dict) else None
+    if not isinstance(subsets, dict) or not subsets:
+        raise CheckpointError(f"model card: {EXPECTED_ERRORS_KEY} needs a non-empty 'subsets' mapping")
+    known = set(card.get("modalities") or ())
+    out: dict[frozenset[str], tuple[float, ...]] = {}
+    for name, values in subsets.items():
+        modalities = frozenset(str(name).split("+"))
+        if not modalities <= known:
+            raise CheckpointError(f"model card: {EXPECTED_ERRORS_KEY} subset {name!r} is not of {sorted(known)}")
+        if not (isinstance(values, list) and len(values) == len(JOINTS) and all(
+                isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values)):
+            raise CheckpointError(f"model card: {EXPECTED_ERRORS_KEY}[{name!r}] must be {len(JOINTS)} "
+                                  "finite, non-negative errors (mm), one per joint")
+        out[modalities] = tuple(float(v) for v in values)
+    return out
+
+
+def update_card(weights_path: str | Path, changes: dict[str, Any]) -> Path:
+    """Set top-level ``changes`` in the (valid) card beside ``weights_path``; the reserved keys
+    cannot be changed. Written atomically; returns the card's path."""
+    reserved = [key for key in changes if key in RESERVED_CARD_KEYS]
+    if reserved:
+        raise ValueError(f"card keys {reserved} are written with the weights, not updated")
+    card = read_card(weights_path)
+    card.update(changes)
+    text = json.dumps(card, indent=2, sort_keys=False) + "\n"
+    path = card_path(weights_path) if Path(weights_path).suffix != ".json" else Path(weights_path)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path

@@ -8,12 +8,14 @@ sensor_msgs/Image on ``image_topic`` with ``image_transport: raw``, sensor_msgs/
 image_transport names them. It detects the keypoints itself (``runtime.pose2d``, needs mediapipe)
 on the image as RGB (grey and 16-bit images included) and maps them to the model's pixel
 convention (``runtime.intrinsics``). Those modules are imported only then, so the node runs
-without them.
+without them. Without ``use_images``, a warning says so if images are published while no
+keypoints come (a forgotten ``use_images: true``).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
@@ -24,6 +26,7 @@ from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
 
 IMAGE_TRANSPORTS = {"raw": (Image, ""), "compressed": (CompressedImage, "/compressed")}  # message, topic suffix
+UNUSED_IMAGES_CHECK_S = 2.0  # without use_images: how often to look for images published in vain
 
 
 class CameraNode(SensorNode):
@@ -46,8 +49,14 @@ class CameraNode(SensorNode):
         self._detector = None
         message_type, suffix = IMAGE_TRANSPORTS[transport]
         image_topic += suffix
+        self.images_ignored = False  # images are published, no keypoints come, and use_images is false
         if use_images:
             self._start_image_path(message_type, image_topic, info_topic)
+        else:
+            keypoints = self.inputs[keypoints_topic]
+            self._unused_images_timer = self.create_timer(
+                UNUSED_IMAGES_CHECK_S, lambda: self._check_unused_images(image_topic, keypoints),
+                clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"{keypoints_topic}{' + ' + image_topic if self._detector else ''} -> "
                                f"features of {self.model_path}")
 
@@ -65,6 +74,16 @@ class CameraNode(SensorNode):
         self._image_to_rgb, self._to_model_pixels = image_to_rgb, to_model_pixels
         self.subscribe(message_type, image_topic, self._on_image)
         self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
+
+    def _check_unused_images(self, image_topic: str, keypoints: Any) -> None:
+        if keypoints.monitor.count:  # keypoints flow: images beside them are someone else's business
+            self._unused_images_timer.cancel()
+        elif self.count_publishers(image_topic):
+            self.images_ignored = True
+            self._unused_images_timer.cancel()
+            self.get_logger().warning(f"images are published on {image_topic} but no keypoints arrive on "
+                                      f"{keypoints.resolved_topic} and use_images is false: set use_images: true "
+                                      "to detect keypoints on the images")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg

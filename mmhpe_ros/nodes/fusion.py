@@ -4,12 +4,14 @@ Subscribes ``mmhpe/features/<modality>`` for the enabled modalities (sensor-data
 each message (:func:`~mmhpe_ros.runtime.features.read_features`) and synchronises them by header
 stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
 ``slop``, plus a ``deadline`` after which the modalities that are there are fused without the
-rest). Inference runs on a worker thread (:class:`~mmhpe_ros.runtime.worker.LatestBatchWorker`),
-so arrivals are never blocked by the model; when it falls behind, the sets that waited are
-inferred in one batch, and beyond ``max_pending`` waiting sets the oldest is dropped.
+rest). Without load a set is inferred in the subscription callback that completed it; under load
+(sets closer than ``inline_factor`` inference times) sets queue for an inference thread
+(:class:`~mmhpe_ros.runtime.worker.LatestBatchWorker`), which infers the sets that waited in one
+batch; beyond ``max_pending`` waiting sets the oldest is dropped.
 
 Publishes, stamped with the set's stamp: visualization_msgs/MarkerArray (joints SPHERE_LIST,
-bones LINE_LIST, namespace per person, colour by the set of fused modalities), the 17 joints as
+bones LINE_LIST, namespace per person; each joint coloured by the error the model card expects of
+it for the set of fused modalities, or by how many were fused), the 17 joints as
 geometry_msgs/PoseArray, the running MPJPE (mm, std_msgs/Float64) against ground truth when it is
 published (replay), and once a second a diagnostic_msgs/DiagnosticArray: per modality rate, age
 and drops, and which modalities the last set fused.
@@ -33,21 +35,22 @@ from std_msgs.msg import Float64, Header
 from visualization_msgs.msg import MarkerArray
 
 from mmhpe_ros.modalities import FRAME_IDS, MODALITIES, TOPICS
-from mmhpe_ros.nodes.messages import diagnostic_array, marker_array, to_stamp
+from mmhpe_ros.nodes.messages import MarkerArrayWriter, PoseArrayWriter, diagnostic_array, to_stamp
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.diagnostics import Level, Status, StreamMonitor, stream_status
 from mmhpe_ros.runtime.estimator import PoseEstimator
 from mmhpe_ros.runtime.features import FEATURE_MESSAGE_TYPES, feature_topic, features_present, read_features
 from mmhpe_ros.runtime.live_mpjpe import LiveMpjpe
-from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, color_for_modalities, skeleton_markers
+from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, expected_joint_errors
+from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, color_for_modalities, error_colors, skeleton_markers
 from mmhpe_ros.runtime.sync import FeatureSync, SyncedSet
 from mmhpe_ros.runtime.worker import LatestBatchWorker
 
 OUTPUT_QOS = QoSProfile(depth=10)  # reliable: RViz, Foxglove and `ros2 bag record` all match it
 DIAGNOSTICS_PERIOD_S = 1.0
 ERROR_LOG_PERIOD_S = 5.0
-COLOR_MODES = ("modalities", "fixed")
+COLOR_MODES = ("confidence", "modalities", "fixed")
 _MESSAGE_CLASSES = {"sensor_msgs/msg/PointCloud2": PointCloud2, "sensor_msgs/msg/Image": Image}
 
 
@@ -78,13 +81,19 @@ class FusionNode(Node):
         self.idle_flush_s = self._declare("idle_flush", 0.5, "wall seconds without any input after which "
                                           "pending sets are fused with what is there")
         self.frame_id = self._declare("frame_id", FRAME_IDS["world"], "frame id of markers and joints")
-        self.color_mode = self._declare("color_mode", "modalities", f"skeleton colour: one of {COLOR_MODES} "
-                                        "(modalities: by how many modalities were fused)")
+        self.color_mode = self._declare("color_mode", "confidence", f"skeleton colour: one of {COLOR_MODES} "
+                                        "(confidence: each joint by the error the model card expects of it for "
+                                        "the fused modalities; modalities: by how many were fused)")
+        confidence_range = self._declare("confidence_range_mm", [40.0, 160.0], "expected joint error (mm) "
+                                         "coloured green (first) and red (second); yellow between")
         lifetime = self._declare("marker_lifetime", 0.5, "seconds a skeleton stays in RViz without an update")
         tolerance = self._declare("mpjpe_tolerance", 0.02, "largest stamp difference (s) between a prediction "
                                   "and the ground truth it is scored against")
         max_pending = self._declare("max_pending", 8, "sets waiting for inference (inferred in one batch); "
                                     "the oldest is dropped beyond")
+        inline_factor = self._declare("inline_factor", 2.0, "infer a set in the callback that completed it "
+                                      "(no hand-over to the inference thread) when the previous set came at "
+                                      "least this many inference times before; 0: always the inference thread")
         threads = self._declare("torch_threads", 1, "CPU threads for inference (0: torch's default)")
         device = self._declare("device", "cpu", "torch device for inference (cpu, cuda)")
         self.stale_after_s = self._declare("stale_after_s", 1.0, "diagnostics report a modality STALE after "
@@ -97,17 +106,17 @@ class FusionNode(Node):
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
 
         self.torch_threads = threads
-        self._worker_threads_set = False
+        self._threads_set: set[int] = set()  # threads whose torch thread count is set
         if not model_path:
             from mmhpe_ros.resources import default_model_path
 
             model_path = str(default_model_path())
         self.estimator = PoseEstimator(model_path, self.modalities, device)
+        self._joint_colors = self._confidence_colors(model_path, confidence_range)
         self.sync: FeatureSync[Arrived] = FeatureSync(
             self.modalities, queue_size=queue_size, slop_s=slop, deadline_s=deadline, reset_after_s=reset_after)
         self.mpjpe = LiveMpjpe(round(tolerance * 1e9))
         self.lifetime_ns = round(lifetime * 1e9)
-        self.types = codecs.rclpy_types()
         self.monitors = {m: StreamMonitor() for m in self.modalities}
         self.decode_errors = dict.fromkeys(self.modalities, 0)
         self.empty = dict.fromkeys(self.modalities, 0)
@@ -119,6 +128,7 @@ class FusionNode(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._last_arrival_ns = self._steady.now().nanoseconds
 
+        self._marker_writer, self._pose_writer = MarkerArrayWriter(), PoseArrayWriter()  # one inference at a time
         self._markers = self.create_publisher(MarkerArray, TOPICS.markers, OUTPUT_QOS)
         self._joints = self.create_publisher(PoseArray, TOPICS.joints, OUTPUT_QOS)
         self._mpjpe = self.create_publisher(Float64, TOPICS.mpjpe, OUTPUT_QOS)
@@ -129,11 +139,26 @@ class FusionNode(Node):
                 lambda msg, m=modality: self._on_features(m, msg), qos_profile_sensor_data)
         self.create_subscription(PoseArray, TOPICS.ground_truth, self._on_ground_truth, QoSProfile(depth=10))
         self.worker: LatestBatchWorker[SyncedSet[Arrived]] = LatestBatchWorker(
-            self._fuse, max_pending=max_pending, on_error=self._on_fuse_error, name="fusion_inference")
+            self._fuse, max_pending=max_pending, on_error=self._on_fuse_error, name="fusion_inference",
+            inline_factor=inline_factor)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics, clock=self._steady)
         self.create_timer(max(self.idle_flush_s / 2, 0.01), self._flush_when_idle, clock=self._steady)
         self.get_logger().info(f"fusing {list(self.modalities)} with {model_path} (slop {slop} s, deadline "
                                f"{deadline} s, queue {queue_size}) -> {TOPICS.markers}, {TOPICS.joints}")
+
+    def _confidence_colors(self, model_path: str, range_mm: list[float]) -> dict[frozenset[str], np.ndarray]:
+        """Per subset of fused modalities: (17, 4) joint colours from the card's expected errors."""
+        if self.color_mode != "confidence":
+            return {}
+        if len(range_mm) != 2:
+            raise ValueError(f"confidence_range_mm must be [green_mm, red_mm], got {list(range_mm)}")
+        expected = expected_joint_errors(self.estimator.card)
+        if expected is None:
+            self.get_logger().warning(f"{model_path}: the model card has no {EXPECTED_ERRORS_KEY}; colouring skeletons "
+                                   "by modality count (write it: mmhpe-ros evaluate --model ... --update-card)")
+            self.color_mode = "modalities"
+            return {}
+        return {subset: error_colors(errors, *range_mm) for subset, errors in expected.items()}
 
     def destroy_node(self) -> None:
         self.worker.close()
@@ -157,7 +182,7 @@ class FusionNode(Node):
                 self._last_arrival_ns = now
                 sets = self.sync.add(modality, stamp, arrived)
             for synced in sets:
-                self.worker.submit(synced)
+                self.worker.run_or_submit(synced)
         except Exception as error:  # noqa: BLE001 - a callback must never raise; counted and logged
             self.decode_errors[modality] += 1
             self.get_logger().error(f"{feature_topic(modality)}: dropped a message: {error}",
@@ -185,11 +210,12 @@ class FusionNode(Node):
         self.get_logger().error(f"inference on {len(batch)} set(s) from {batch[0].stamp_ns} ns failed: {error}",
                                 throttle_duration_sec=ERROR_LOG_PERIOD_S)
 
-    # -- inference (worker thread) -----------------------------------------------------------
+    # -- inference (callback or inference thread) ---------------------------------------------
 
     def _fuse(self, batch: list[SyncedSet[Arrived]]) -> None:
-        if not self._worker_threads_set:  # OpenMP thread counts are per calling thread: set it here
-            self._worker_threads_set = True
+        thread = threading.get_ident()
+        if thread not in self._threads_set:  # OpenMP thread counts are per calling thread: set it here
+            self._threads_set.add(thread)
             if self.torch_threads > 0:
                 import torch
 
@@ -203,9 +229,14 @@ class FusionNode(Node):
     def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray) -> None:
         header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
         present = [m in synced.messages for m in MODALITIES]
-        color = color_for_modalities(present) if self.color_mode == "modalities" else MODALITY_COUNT_COLORS[4]
-        self._markers.publish(marker_array(skeleton_markers(joints, color=color), header, self.lifetime_ns))
-        self._joints.publish(codecs.create_pose_array(self.types, header, joints))
+        joint_colors = self._joint_colors.get(frozenset(synced.messages))
+        if joint_colors is not None:
+            color = tuple(joint_colors.mean(axis=0))
+        else:
+            color = color_for_modalities(present) if self.color_mode != "fixed" else MODALITY_COUNT_COLORS[4]
+        markers = skeleton_markers(joints, color=color, joint_colors=joint_colors)
+        self._markers.publish(self._marker_writer.write(markers, header, self.lifetime_ns))
+        self._joints.publish(self._pose_writer.write(joints, header))
         done = self._steady.now().nanoseconds
         self.latencies_ms.append((done - max(a.arrival_ns for a in synced.messages.values())) / 1e6)
         self.fused += 1
@@ -244,7 +275,8 @@ class FusionNode(Node):
                           "missing_from_sets": c.missing, "resets": c.resets, "queued": pending[modality]}))
         values = {
             "fused": str(self.fused), "partial": str(self.partial), "last_fused": ",".join(self.last_fused),
-            "inference_dropped": str(self.worker.dropped), "inference_errors": str(self.inference_errors),
+            "inference_dropped": str(self.worker.dropped),
+            "inferred_in_callback": str(self.worker.inline), "inference_errors": str(self.inference_errors),
             "sync_resets": str(resets),
             "forward_ms": f"{self.forward_ms[-1]:.2f}" if self.forward_ms else "n/a",
             "latency_ms": f"{self.latencies_ms[-1]:.2f}" if self.latencies_ms else "n/a",

@@ -20,7 +20,9 @@ stamp difference within a set. Unlike it, a set is also emitted when a modality 
   subset). Time is the streams' stamps, not the wall clock, so replay at any rate behaves alike;
   :meth:`FeatureSync.flush` emits what is pending when every stream has gone quiet.
 * **Stamps that jump.** A message more than ``reset_after`` older than its stream's newest
-  or older than the last set (a bag loop, a restarted sensor) starts a new time: every queue
+  or older than the last set (a bag loop, a restarted sensor) starts a new time: the sets still
+  pending from the old time are emitted first with what is there (a loop's last frame, whose
+  slowest modality is still on its way, is fused without it rather than lost); then every queue
   loses the messages more than ``reset_after`` ahead of it (counted in ``resets``). Until each
   other stream has followed, its messages still in flight from the old time are dropped as
   ``late`` (so a loop costs no extra sets). A message far ahead of the rest waits outside the anchor window and does not count as
@@ -187,11 +189,23 @@ class FeatureSync(Generic[T]):
             queue.counters.resets += 1
             queue.counters.unmatched += queue.clear()
         elif reference is not None and stamp_ns < reference - self.reset_after_ns:
+            flushed = self._flush_old_time(stamp_ns)
             self._reset(modality, stamp_ns)
+            return flushed + self._admit(queue, stamp_ns, message)
         elif (self._last_anchor is not None and stamp_ns <= self._last_anchor - self.slop_ns) or \
                 (queue.used is not None and stamp_ns <= queue.used):
             queue.counters.late += 1  # too old for any future set, or a repeat of a fused stamp
             return []
+        return self._admit(queue, stamp_ns, message)
+
+    def flush(self) -> list[SyncedSet[T]]:
+        """Emit every pending set now with what is there (the streams went quiet)."""
+        return self._emit(force=True)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _admit(self, queue: _Queue[T], stamp_ns: int, message: T) -> list[SyncedSet[T]]:
+        """Queue a message that may join a future set; the sets that are now due."""
         if self._first_ns is None:
             self._first_ns = stamp_ns
         queue.insert(stamp_ns, message)
@@ -200,11 +214,14 @@ class FeatureSync(Generic[T]):
             queue.counters.overflow += 1
         return self._emit(force=False)
 
-    def flush(self) -> list[SyncedSet[T]]:
-        """Emit every pending set now with what is there (the streams went quiet)."""
+    def _flush_old_time(self, stamp_ns: int) -> list[SyncedSet[T]]:
+        """Before a jump back to ``stamp_ns``: emit the sets still pending from the old time (what
+        is there of them), so a bag loop does not lose its last frame. Only when every queued
+        message is from the old time; otherwise the reset drops them as before."""
+        queued = [t for q in self._queues.values() for t in q.stamps]
+        if not queued or min(queued) <= stamp_ns + self.reset_after_ns:
+            return []
         return self._emit(force=True)
-
-    # -- internals ---------------------------------------------------------------------------
 
     def _reset(self, modality: str, stamp_ns: int) -> None:
         """``modality`` jumped back to ``stamp_ns``: forget what belongs to the old time."""

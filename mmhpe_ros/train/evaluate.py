@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import csv
 import itertools
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -29,10 +30,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from mmhpe_ros.metrics import frame_mpjpe, frame_pa_mpjpe
+from mmhpe_ros.metrics import frame_pa_mpjpe, joint_errors
 from mmhpe_ros.modalities import ACTION_NAMES
 from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.model.pose_model import PoseModel
+from mmhpe_ros.skeleton import NUM_JOINTS
 from mmhpe_ros.train.data import TARGET, PoseDataset, source_index
 
 ACTION = "action"  # batch key: the MM-Fi action code ("A01".."A27") of each frame
@@ -64,6 +66,7 @@ class FrameErrors:
     pa_mpjpe_mm: np.ndarray
     partial: np.ndarray  # bool: evaluated with only some of the subset's modalities
     actions: np.ndarray  # (F,) str; "" where the batches carried no action
+    joint_error_mm: np.ndarray  # (F, K, J): each joint's error, NaN like mpjpe_mm
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Evaluation:
     frames: int  # frames given
     complete_only: bool
     scores: tuple[SubsetScore, ...]  # overall rows first, then per action; subsets in subsets_of order
+    joint_mpjpe_mm: dict[str, tuple[float, ...]] = field(default_factory=dict)  # subset name -> J errors, overall
 
     def overall(self) -> list[SubsetScore]:
         return [s for s in self.scores if s.action == ALL]
@@ -170,7 +174,7 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
     device = torch.device(device)
     subsets = subsets_of(model.modalities)
     masks = torch.stack([model.presence_mask(s, 1, device)[0] for s in subsets])  # (K, M)
-    parts: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa": [], "partial": [], "action": []}
+    parts: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa": [], "partial": [], "action": [], "joint": []}
     was_training = model.training
     model.eval()
     try:
@@ -185,7 +189,9 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
             complete = (present[None] | ~masks[:, None]).all(dim=2)
             p, t = predicted.double().cpu().numpy(), target.double().cpu().numpy()
             unused = ~used.cpu().numpy()
-            parts["mpjpe"].append(np.where(unused, np.nan, frame_mpjpe(p, t)).T)
+            joint = np.where(unused[..., None], np.nan, joint_errors(p, t))  # (K, B, J)
+            parts["joint"].append(joint.transpose(1, 0, 2))
+            parts["mpjpe"].append(joint.mean(axis=-1).T)
             parts["pa"].append(np.where(unused, np.nan, frame_pa_mpjpe(p, t)).T)
             parts["partial"].append((used & ~complete).cpu().numpy().T)
             actions = batch.get(ACTION)
@@ -195,8 +201,9 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
         model.train(was_training)
     k = len(subsets)
     joined = {key: np.concatenate(v) if v else np.zeros((0, k)) for key, v in parts.items()}
+    joints = np.concatenate(parts["joint"]) if parts["joint"] else np.zeros((0, k, NUM_JOINTS))
     return FrameErrors(tuple(model.modalities), tuple(subsets), joined["mpjpe"], joined["pa"],
-                       joined["partial"].astype(bool), joined["action"].astype(str).reshape(-1))
+                       joined["partial"].astype(bool), joined["action"].astype(str).reshape(-1), joints)
 
 
 def summarise(errors: FrameErrors, complete_only: bool = False) -> Evaluation:
@@ -218,7 +225,12 @@ def summarise(errors: FrameErrors, complete_only: bool = False) -> Evaluation:
                 subset, action, count, int(partial[rows, j].sum()),
                 float(values[kept].mean()) if count else float("nan"),
                 float(pa[rows, j][kept].mean()) if count else float("nan")))
-    return Evaluation(errors.modalities, len(errors.actions), complete_only, tuple(scores))
+    joint = np.where(np.isnan(mpjpe)[..., None], np.nan, errors.joint_error_mm)  # complete_only applied
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a subset no frame was evaluated for: NaN
+        joint_means = np.nanmean(joint, axis=0) if len(joint) else np.full((len(errors.subsets), NUM_JOINTS), np.nan)
+    per_joint = {subset_name(s): tuple(float(v) for v in joint_means[j]) for j, s in enumerate(errors.subsets)}
+    return Evaluation(errors.modalities, len(errors.actions), complete_only, tuple(scores), per_joint)
 
 
 def evaluate(model: PoseModel, batches: Iterable[Mapping[str, object]],

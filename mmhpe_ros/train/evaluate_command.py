@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--complete-only", action="store_true",
                         help="leave out frames missing any of a subset's modalities (else: evaluated with the rest, counted as partial)")
     parser.add_argument("--out", default="runs/evaluate", help="output folder of the tables")
+    parser.add_argument("--update-card", action="store_true",
+                        help="also write each subset's per-joint errors into the model's card (the fusion "
+                             "node colours joints by them: color_mode confidence)")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per forward pass")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
@@ -134,4 +137,12 @@ def _run(args: argparse.Namespace) -> int:
     print(f"# {title}" + (f" ({dataset.dropped} frames without any model modality dropped)" if dataset.dropped else ""))
     print(result.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if args.update_card:
+        from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, update_card
+
+        note = (f"mean error of each joint (in the card's joint order), mm, per fused modality subset: "
+                f"`mmhpe-ros evaluate` on {title}" + (", complete frames only" if args.complete_only else ""))
+        subsets = {name: [round(v, 2) for v in errors] for name, errors in result.joint_mpjpe_mm.items()
+                   if all(v == v for v in errors)}  # NaN: no frame had the subset
+        print(f"updated {update_card(model_path, {EXPECTED_ERRORS_KEY: {'note': note, 'subsets': subsets}})}")
     return 0
