@@ -1,13 +1,18 @@
 """End-to-end latency and throughput of the node graph, over real DDS, beside the model's forward time.
 
-    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20 40] [--seconds 8] [--model PATH]
+    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20] [--seconds 8] [--processes] [--model PATH]
 
 Latency: the bench publishes the sample bag's frames as raw sensor messages at MM-Fi's 10 Hz
-(camera keypoints, LiDAR, radar, then the ten CSI packets) to the four sensor nodes; latency is
-from the last message of a frame leaving the bench to its MarkerArray arriving back (sensor node,
-sync, inference, publish, two DDS hops). The fusion node's own latency (its last input in ->
-markers out) and the model's forward time come from the same run. Throughput: the replayer plays
-the sample bag in a loop at each ``--rates`` factor; fused frames/s is counted over ``--seconds``.
+(camera keypoints, LiDAR, radar, then the ten CSI packets) to the four sensor nodes.
+``graph_in_out_latency``: from the last message of a frame leaving the bench (last input in) to
+the fusion node's MarkerArray ``publish()`` returning (markers out) — sensor node, two DDS hops,
+sync, inference, marker building. ``graph_latency``: until the MarkerArray has reached a
+subscriber in the bench (one more hop and its deserialisation). The fusion node's own latency
+(its last input in -> markers out) and the model's forward time come from the same run.
+Throughput: the replayer plays the sample bag in a loop at each ``--rates`` factor; fused frames/s
+and the share of complete (all-modality) sets are counted over ``--seconds``.
+``--processes``: every node in a process of its own, as `ros2 launch` and `mmhpe-ros run
+--processes` run them; figures then come from the fusion node's /diagnostics (no in/out probe).
 Goals (issue 4): p99 <= 20 ms and <= 2 x forward; >= 100 fused frames/s.
 One line per figure: ``name value``.
 """
@@ -18,10 +23,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FRAME_MESSAGES = 14  # messages of a sample frame: ground truth, 3 clouds, 10 CSI packets
 
 
 def _percentiles(name: str, values_ms: list[float]) -> None:
@@ -30,44 +38,48 @@ def _percentiles(name: str, values_ms: list[float]) -> None:
     print(f"{name}_p99_ms {np.percentile(values, 99):.2f}")
 
 
-def latency(model_path: str | None, frames: int) -> tuple[dict[int, int], dict[int, int]]:
-    """Publish ``frames`` frames; print the figures; return (sent, received) perf_counter_ns by stamp."""
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image, PointCloud2
-    from visualization_msgs.msg import MarkerArray
+class Bench:
+    """The bench's own node: raw sensor publishers, a MarkerArray subscriber, the fusion's diagnostics."""
 
-    from mmhpe_ros.data import bag_format as fmt
-    from mmhpe_ros.data.bags import BagDataset
-    from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
-    from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph
-    from mmhpe_ros.resources import SAMPLE_BAG
-    from mmhpe_ros.runtime import codecs
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image, PointCloud2
+        from visualization_msgs.msg import MarkerArray
 
-    nodes = build_graph(model_path=model_path, replay=False)
-    fusion = nodes[-1]
-    bench = rclpy.create_node("bench_graph")
-    types = codecs.rclpy_types()
-    publishers = {m: bench.create_publisher(Image if m == "wifi" else PointCloud2, SENSOR_TOPICS[m],
-                                            qos_profile_sensor_data) for m in MODALITIES}
-    published: dict[int, int] = {}  # stamp -> when the fusion node's markers publish() returned
-    publish_markers = fusion._markers.publish
+        from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
+        from mmhpe_ros.runtime import codecs
 
-    def publish_and_note(msg: MarkerArray) -> None:
-        publish_markers(msg)
-        published.setdefault(codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns())
+        self.node = rclpy.create_node("bench_graph")
+        self.publishers = {m: self.node.create_publisher(Image if m == "wifi" else PointCloud2, SENSOR_TOPICS[m],
+                                                         qos_profile_sensor_data) for m in MODALITIES}
+        self.received: dict[int, int] = {}  # stamp -> perf_counter_ns of the MarkerArray's arrival
+        self.node.create_subscription(MarkerArray, TOPICS.markers, lambda msg: self.received.setdefault(
+            codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns()), 100)
+        self.reporting: set[str] = set()  # nodes seen in /diagnostics
+        self.fusion: list[tuple[float, dict[str, str]]] = []  # (monotonic, values) of each fusion status
+        self.node.create_subscription(DiagnosticArray, TOPICS.diagnostics, self._on_diagnostics, 100)
 
-    fusion._markers.publish = publish_and_note  # a probe on the fusion node's output
-    received: dict[int, int] = {}
-    bench.create_subscription(MarkerArray, TOPICS.markers, lambda msg: received.setdefault(
-        codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns()), 100)
-    sent: dict[int, int] = {}
-    source = [f for f in BagDataset(SAMPLE_BAG.parent)]
-    spinner = GraphSpinner([*nodes, bench])
-    try:
-        end = time.monotonic() + 10
-        while not all(p.get_subscription_count() for p in publishers.values()) and time.monotonic() < end:
-            time.sleep(0.05)
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            node_name, _, what = status.name.partition(": ")
+            self.reporting.add(node_name)
+            if what == "fusion":
+                self.fusion.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
+
+    def publish_frames(self, frames: int) -> dict[int, int]:
+        """Publish ``frames`` sample frames at 10 Hz; stamp -> perf_counter_ns of each frame's last message."""
+        from mmhpe_ros.data import bag_format as fmt
+        from mmhpe_ros.data.bags import BagDataset
+        from mmhpe_ros.modalities import MODALITIES
+        from mmhpe_ros.resources import SAMPLE_BAG
+        from mmhpe_ros.runtime import codecs
+
+        types = codecs.rclpy_types()
+        source = list(BagDataset(SAMPLE_BAG.parent))
+        _wait(lambda: all(p.get_subscription_count() for p in self.publishers.values()), 30.0)
+        sent: dict[int, int] = {}
         start_ns = 10**9 * 1000
         for k in range(frames):
             frame = source[k % len(source)]
@@ -82,22 +94,55 @@ def latency(model_path: str | None, frames: int) -> tuple[dict[int, int], dict[i
                         time.sleep(0.004)  # 100 Hz packets, compressed into the frame period
                     packets += 1
                 if modality is not None:
-                    publishers[modality].publish(msg)
+                    self.publishers[modality].publish(msg)
             sent[stamp] = time.perf_counter_ns()  # the frame's last message (its last CSI packet) is out
             time.sleep(max(0.0, due - time.monotonic()))
-        time.sleep(1.0)
-    finally:
-        spinner.stop()
-        for node in [*nodes, bench]:
-            node.destroy_node()
+        time.sleep(1.5)
+        return sent
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the graph did not come up")
+        time.sleep(0.05)
+
+
+def _print_latency(frames: int, sent: dict[int, int], received: dict[int, int]) -> None:
     latencies = [(received[s] - sent[s]) / 1e6 for s in sent if s in received]
     print(f"graph_frames_sent {frames}")
     print(f"graph_frames_fused {len(latencies)}")
     _percentiles("graph_latency", latencies)
+
+
+def latency(model_path: str | None, frames: int) -> None:
+    """The graph composed in this process (as `mmhpe-ros run`)."""
+    from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph
+    from mmhpe_ros.runtime import codecs
+
+    nodes = build_graph(model_path=model_path, replay=False)
+    fusion = nodes[-1]
+    bench = Bench()
+    published: dict[int, int] = {}  # stamp -> when the fusion node's markers publish() returned
+    publish_markers = fusion._markers.publish
+
+    def publish_and_note(msg: Any) -> None:
+        publish_markers(msg)
+        published.setdefault(codecs.header_stamp_ns(msg.markers[0]), time.perf_counter_ns())
+
+    fusion._markers.publish = publish_and_note  # a probe on the fusion node's output
+    spinner = GraphSpinner([*nodes, bench.node])
+    try:
+        sent = bench.publish_frames(frames)
+    finally:
+        spinner.stop()
+        for node in [*nodes, bench.node]:
+            node.destroy_node()
+    _print_latency(frames, sent, bench.received)
     _percentiles("graph_in_out_latency", [(published[s] - sent[s]) / 1e6 for s in sent if s in published])
     _percentiles("fusion_node_latency", list(fusion.latencies_ms))
     _percentiles("model_forward", list(fusion.forward_ms))
-    return sent, received
 
 
 def throughput(model_path: str | None, rate: float, seconds: float) -> None:
@@ -115,19 +160,80 @@ def throughput(model_path: str | None, rate: float, seconds: float) -> None:
         spinner.stop()
         for node in nodes:
             node.destroy_node()
-    frames_offered = (published - published0) / 14.0  # a sample frame is 14 messages (GT, 3 clouds, 10 CSI)
     tag = f"x{rate:g}"
-    print(f"replay_frames_per_s_{tag} {frames_offered / (t1 - t0):.1f}")
-    print(f"fused_frames_per_s_{tag} {(fused - fused0) / (t1 - t0):.1f}")
-    print(f"complete_fraction_{tag} {(complete - complete0) / max(fused - fused0, 1):.3f}")
-    print(f"inference_dropped_{tag} {fusion.worker.dropped}")
+    print(f"replay_frames_per_s_{tag} {(published - published0) / FRAME_MESSAGES / (t1 - t0):.1f}")
+    _print_throughput(tag, fused - fused0, complete - complete0, t1 - t0, fusion.worker.dropped)
+
+
+def _print_throughput(tag: str, fused: int, complete: int, seconds: float, dropped: Any) -> None:
+    print(f"fused_frames_per_s_{tag} {fused / seconds:.1f}")
+    print(f"complete_fraction_{tag} {complete / max(fused, 1):.3f}")
+    print(f"inference_dropped_{tag} {dropped}")
+
+
+def _processes(model_path: str | None, bench: Bench, **options: Any) -> Any:
+    """The graph's nodes as processes (`mmhpe-ros run --processes`), up and reporting."""
+    from mmhpe_ros.nodes.processes import GraphProcesses, node_command
+    from mmhpe_ros.nodes.run_command import graph_overrides
+    from mmhpe_ros.resources import default_params_path
+    from mmhpe_ros.runtime.params_file import load_parameter_file
+
+    params_path = default_params_path()
+    overrides = graph_overrides(load_parameter_file(params_path), model_path=model_path, **options)
+    commands = {name: node_command(name, params_path, values, log_level="warn") for name, values in overrides.items()}
+    return GraphProcesses(commands, ready=lambda: set(commands) - {"replayer"} <= bench.reporting)
+
+
+def latency_processes(model_path: str | None, frames: int) -> None:
+    from mmhpe_ros.nodes.run_command import GraphSpinner
+
+    bench = Bench()
+    spinner = GraphSpinner([bench.node])
+    graph = None
+    try:
+        graph = _processes(model_path, bench, replay=False)
+        graph.wait_until(lambda: bench.reporting >= {"fusion_node"})
+        sent = bench.publish_frames(frames)
+        time.sleep(1.2)  # the fusion's next diagnostics, with every frame in
+    finally:
+        if graph is not None:
+            graph.stop()
+        spinner.stop()
+        bench.node.destroy_node()
+    _print_latency(frames, sent, bench.received)
+    last = bench.fusion[-1][1]
+    for name, key in (("fusion_node_latency", "latency_ms"), ("model_forward", "forward_ms")):
+        for p in ("p50", "p99"):
+            print(f"{name}_{p}_ms {last[f'{key}_{p}']}")
+
+
+def throughput_processes(model_path: str | None, rate: float, seconds: float) -> None:
+    from mmhpe_ros.nodes.run_command import GraphSpinner
+
+    bench = Bench()
+    spinner = GraphSpinner([bench.node])
+    graph = None
+    try:
+        graph = _processes(model_path, bench, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
+        time.sleep(3.0 + seconds)  # the replayer's start-up and the first pass's warm-up, then the count
+    finally:
+        if graph is not None:
+            graph.stop()
+        spinner.stop()
+        bench.node.destroy_node()
+    end_t, end = bench.fusion[-1]
+    start_t, start = next((t, v) for t, v in bench.fusion if t >= end_t - seconds)
+    fused = int(end["fused"]) - int(start["fused"])
+    partial = int(end["partial"]) - int(start["partial"])
+    _print_throughput(f"x{rate:g}", fused, fused - partial, end_t - start_t, end["inference_dropped"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="frames for the latency run (10 Hz)")
-    parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0, 40.0], help="replay rates for throughput")
+    parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0], help="replay rates for throughput")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds counted per throughput rate")
+    parser.add_argument("--processes", action="store_true", help="one process per node (as ros2 launch)")
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
     parser.add_argument("--domain", default="199", help="ROS_DOMAIN_ID for the bench")
     args = parser.parse_args()
@@ -141,9 +247,12 @@ def main() -> int:
     torch.set_num_threads(1)
     init_composed_process()  # as `mmhpe-ros run` does
     try:
-        latency(args.model, args.frames)
+        if args.processes:
+            latency_processes(args.model, args.frames)
+        else:
+            latency(args.model, args.frames)
         for rate in args.rates:
-            throughput(args.model, rate, args.seconds)
+            (throughput_processes if args.processes else throughput)(args.model, rate, args.seconds)
     finally:
         rclpy.try_shutdown()
     return 0

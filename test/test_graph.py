@@ -158,6 +158,11 @@ def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
         assert status.level != Level.STALE, f"{name}: {status.message}"
         if "age_s" in status.values:
             assert float(status.values["age_s"]) < 5.0, f"{name}: age {status.values['age_s']} s"
+    fused = next(s.values for name, s in statuses.items() if name.endswith(": fusion"))
+    forward = [float(fused[f"forward_ms_{p}"]) for p in ("p50", "p99")]
+    latency = [float(fused[f"latency_ms_{p}"]) for p in ("p50", "p99")]
+    assert 0 < forward[0] <= forward[1] and 0 < latency[0] <= latency[1]
+    assert latency[0] >= forward[0], "a set's latency includes its share of the forward pass"
 
 
 def test_graph_predicts_what_the_model_predicts_offline(sample_run):
@@ -326,3 +331,31 @@ def test_run_command_records_markers_and_joints(tmp_path):
         first = reader.deserialize(raw, marker_conn.msgtype)
     assert fused >= 45 and counts["/" + TOPICS.markers] == fused and counts["/" + TOPICS.joints] == fused
     assert [m.type for m in first.markers] == [Marker.SPHERE_LIST, Marker.LINE_LIST]
+
+
+def test_run_command_with_a_process_per_node(tmp_path):
+    """`mmhpe-ros run --processes`: the nodes as separate processes (as ros2 launch runs them), each
+    stopped at the end; the parent's summary and recording come over DDS."""
+    import subprocess
+
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    env = dict(os.environ, ROS_DOMAIN_ID="185")
+    done = subprocess.run([sys.executable, "-m", "mmhpe_ros", "run", "--processes", "--rate", "4",
+                           "--record", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stdout.strip().splitlines()[-2]
+    assert summary.startswith("fused ") and "MPJPE" in summary and "n/a" not in summary, done.stdout
+    with AnyReader([tmp_path / "out"], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/" + TOPICS.markers] >= 45, "about every frame of the 50-frame sample bag was fused"
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if b"-m" in args and any(a.startswith(b"mmhpe_ros.nodes.") for a in args):
+            left.append(b" ".join(args).decode(errors="replace"))
+    assert not left, f"node processes left running: {left}"

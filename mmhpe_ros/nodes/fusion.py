@@ -14,10 +14,12 @@ bones LINE_LIST, namespace per person; each joint coloured by the error the mode
 it for the set of fused modalities, or by how many were fused), the 17 joints as
 geometry_msgs/PoseArray, the running MPJPE (mm, std_msgs/Float64) against ground truth when it is
 published (replay), and once a second a diagnostic_msgs/DiagnosticArray: per modality rate, age
-and drops, and which modalities the last set fused.
+and drops, and which modalities the last set fused, forward time and latency (last set, p50 and
+p99 of the last 1000).
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ from mmhpe_ros.runtime.worker import LatestBatchWorker
 OUTPUT_QOS = QoSProfile(depth=10)  # reliable: RViz, Foxglove and `ros2 bag record` all match it
 DIAGNOSTICS_PERIOD_S = 1.0
 ERROR_LOG_PERIOD_S = 5.0
+PERCENTILE_WINDOW = 1000  # sets over which diagnostics give forward and latency p50 / p99
 COLOR_MODES = ("confidence", "modalities", "fixed")
 _MESSAGE_CLASSES = {"sensor_msgs/msg/PointCloud2": PointCloud2, "sensor_msgs/msg/Image": Image}
 
@@ -206,6 +209,8 @@ class FusionNode(Node):
             self.worker.submit(synced)
 
     def _on_fuse_error(self, batch: list[SyncedSet[Arrived]], error: BaseException) -> None:
+        if not self.context.ok():  # shutting down (Ctrl-C): publishing stopped working, nothing went wrong
+            return
         self.inference_errors += len(batch)
         self.get_logger().error(f"inference on {len(batch)} set(s) from {batch[0].stamp_ns} ns failed: {error}",
                                 throttle_duration_sec=ERROR_LOG_PERIOD_S)
@@ -280,6 +285,7 @@ class FusionNode(Node):
             "sync_resets": str(resets),
             "forward_ms": f"{self.forward_ms[-1]:.2f}" if self.forward_ms else "n/a",
             "latency_ms": f"{self.latencies_ms[-1]:.2f}" if self.latencies_ms else "n/a",
+            **_percentiles("forward_ms", self.forward_ms), **_percentiles("latency_ms", self.latencies_ms),
             "mpjpe_mm": "n/a" if mean_mpjpe is None else f"{mean_mpjpe:.1f}", "mpjpe_frames": str(matched),
         }
         if not self.fused:
@@ -297,6 +303,15 @@ class FusionNode(Node):
             self._diagnostics.publish(diagnostic_array(self.statuses(), self.get_clock().now().to_msg()))
         except Exception as error:  # noqa: BLE001 - diagnostics must not take the node down
             self.get_logger().error(f"diagnostics failed: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+
+def _percentiles(name: str, values: deque[float], last: int = PERCENTILE_WINDOW) -> dict[str, str]:
+    """``{name_p50, name_p99}`` of the newest ``last`` values ("n/a" before the first)."""
+    recent = np.fromiter(itertools.islice(reversed(values), last), dtype=np.float64)
+    if not len(recent):
+        return {f"{name}_p50": "n/a", f"{name}_p99": "n/a"}
+    p50, p99 = np.percentile(recent, [50, 99])
+    return {f"{name}_p50": f"{p50:.2f}", f"{name}_p99": f"{p99:.2f}"}
 
 
 def main(args: list[str] | None = None) -> None:

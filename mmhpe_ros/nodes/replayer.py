@@ -83,7 +83,8 @@ class Replayer(Node):
         try:
             self.player.run()
         except Exception as error:  # the thread must not die silently
-            self.get_logger().error(f"replay of {self.source.path} failed: {error}")
+            if self.context.ok():  # else: shutting down (Ctrl-C), publishing stopped working first
+                self.get_logger().error(f"replay of {self.source.path} failed: {error}")
             return
         if not self.player.stopped:
             self.player.pause()  # freeze /clock at the end of the bag

@@ -1,8 +1,9 @@
-"""Run the whole graph in one process: replayer -> camera/lidar/mmwave/wifi nodes -> fusion.
+"""Run the whole graph: replayer -> camera/lidar/mmwave/wifi nodes -> fusion.
 
 The same nodes and the same config/fusion.yaml as `ros2 launch mmhpe_ros fusion.launch.py`, for
-pip installs without launch: composed in one process, one executor thread per node, over DDS (RViz,
-Foxglove or `ros2 topic echo` on the same ROS_DOMAIN_ID see every topic). Prints fused frames/s and
+pip installs without launch: composed in one process, one executor thread per node, or with
+--processes one process per node as ros2 launch runs them (mmhpe_ros/nodes/processes.py); over
+DDS either way (RViz, Foxglove or `ros2 topic echo` on the same ROS_DOMAIN_ID see every topic). Prints fused frames/s and
 the running MPJPE against the bag's ground truth; --record writes markers, joints and MPJPE to an
 MCAP bag for Foxglove or `ros2 bag play`.
 
@@ -14,7 +15,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from mmhpe_ros.modalities import MODALITIES
 
@@ -24,6 +26,11 @@ SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class,
     "lidar": ("mmhpe_ros.nodes.lidar", "LidarNode", "lidar_node"),
     "mmwave": ("mmhpe_ros.nodes.mmwave", "MmwaveNode", "mmwave_node"),
     "wifi": ("mmhpe_ros.nodes.wifi", "WifiNode", "wifi_node"),
+}
+NODE_CLASSES: dict[str, tuple[str, str]] = {  # node name -> (module, class), every node of the graph
+    **{name: (module, class_name) for module, class_name, name in SENSOR_NODES.values()},
+    "fusion_node": ("mmhpe_ros.nodes.fusion", "FusionNode"),
+    "replayer": ("mmhpe_ros.nodes.replayer", "Replayer"),
 }
 RECORDED_TOPICS = ("markers", "joints", "mpjpe")  # attributes of modalities.TOPICS
 # Python's GIL hand-over interval for the composed process (default 5 ms). With a dozen threads
@@ -46,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "forever with --loop)")
     parser.add_argument("--record", type=Path, default=None, metavar="OUT",
                         help="record markers, joints and MPJPE to a rosbag2 bag: folder OUT holding OUT.mcap")
+    parser.add_argument("--processes", action="store_true",
+                        help="one process per node, as ros2 launch runs them (no shared GIL: keeps up at higher "
+                             "replay rates on several cores); default: all nodes in this process")
     parser.add_argument("--modalities", nargs="+", choices=MODALITIES, default=None, metavar="MODALITY",
                         help=f"modalities to run and fuse (default: those of --params; {', '.join(MODALITIES)})")
 
@@ -60,8 +70,8 @@ def node_parameters(params: dict[str, dict[str, Any]], node_name: str, overrides
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
-def build_graph(
-    params_path: str | Path | None = None,
+def graph_overrides(
+    params: dict[str, dict[str, Any]],
     *,
     bag: str | Path | None = None,
     model_path: str | Path | None = None,
@@ -70,45 +80,52 @@ def build_graph(
     modalities: Sequence[str] | None = None,
     replay: bool = True,
     extra: dict[str, dict[str, Any]] | None = None,
-) -> list[Any]:
-    """The graph's nodes (replayer first, fusion last), parameters from ``params_path``.
+) -> dict[str, dict[str, Any]]:
+    """node name -> parameters that override the parameter file, for the graph's nodes in start
+    order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
 
     Arguments that are not None override the file; ``extra`` maps node name -> further
-    parameter overrides. With ``replay`` the sensor and fusion nodes follow the replayer's
-    ``/clock`` (``use_sim_time``, as the launch file's default), so their diagnostics measure
-    ages in bag time. rclpy must be initialised.
+    overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
+    (``use_sim_time``, as the launch file's default), so their diagnostics measure ages in bag
+    time.
     """
+    from mmhpe_ros.runtime.params_file import parameters_for
+
+    extra = extra or {}
+    common: dict[str, Any] = {} if model_path is None else {"model_path": str(model_path)}
+    if replay:
+        common["use_sim_time"] = True
+    fusion = dict(common)
+    if modalities is not None:
+        fusion["modalities"] = list(modalities)
+    fusion.update(extra.get("fusion_node", {}))
+    enabled = {**parameters_for(params, "fusion_node"), **fusion}.get("modalities", list(MODALITIES))
+    out = {name: {**common, **extra.get(name, {})}
+           for modality, (_, _, name) in SENSOR_NODES.items() if modality in enabled}
+    out["fusion_node"] = fusion
+    if replay:
+        chosen = (("bag", None if bag is None else str(bag)), ("rate", rate), ("loop", loop))
+        out["replayer"] = {**{key: value for key, value in chosen if value is not None}, **extra.get("replayer", {})}
+    return out
+
+
+def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
+    """The graph's nodes in one process (replayer first, fusion last), parameters from
+    ``params_path`` and ``options`` (those of :func:`graph_overrides`). rclpy must be initialised."""
     import importlib
 
-    from mmhpe_ros.nodes.fusion import FusionNode
-    from mmhpe_ros.nodes.replayer import Replayer
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     params = load_parameter_file(params_path or default_params_path())
-    extra = extra or {}
-    common = {} if model_path is None else {"model_path": str(model_path)}
-    if replay:
-        common["use_sim_time"] = True
-    fusion_overrides = dict(common)
-    if modalities is not None:
-        fusion_overrides["modalities"] = list(modalities)
-    fusion_params = node_parameters(params, "fusion_node", {**fusion_overrides, **extra.get("fusion_node", {})})
-    enabled = next((p.value for p in fusion_params if p.name == "modalities"), list(MODALITIES))
+    overrides = graph_overrides(params, **options)
     nodes: list[Any] = []
-    for modality in MODALITIES:
-        if modality not in enabled:
-            continue
-        module, class_name, name = SENSOR_NODES[modality]
+    for name, values in overrides.items():  # the replayer made last, so its start delay runs while nothing loads
+        module, class_name = NODE_CLASSES[name]
         node_class = getattr(importlib.import_module(module), class_name)
-        nodes.append(node_class(parameter_overrides=node_parameters(params, name, {**common, **extra.get(name, {})})))
-    nodes.append(FusionNode(parameter_overrides=fusion_params))
-    if replay:  # made last, so its start delay runs while nothing else is loading
-        replay_overrides = {key: value for key, value in
-                            (("bag", None if bag is None else str(bag)), ("rate", rate), ("loop", loop))
-                            if value is not None}
-        nodes.insert(0, Replayer(parameter_overrides=node_parameters(
-            params, "replayer", {**replay_overrides, **extra.get("replayer", {})})))
+        nodes.append(node_class(parameter_overrides=node_parameters(params, name, values)))
+    if "replayer" in overrides:
+        nodes.insert(0, nodes.pop())
     return nodes
 
 
@@ -127,10 +144,12 @@ class GraphSpinner:
 
         self.executors = []
         self.threads = []
+        self._stopping = False
         for node in nodes:
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            thread = threading.Thread(target=executor.spin, name=f"spin_{node.get_name()}", daemon=True)
+            thread = threading.Thread(target=self._spin, args=(executor,), name=f"spin_{node.get_name()}",
+                                      daemon=True)
             self.executors.append(executor)
             self.threads.append(thread)
         for thread in self.threads:
@@ -139,7 +158,16 @@ class GraphSpinner:
     def alive(self) -> bool:
         return all(thread.is_alive() for thread in self.threads)
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def _spin(self, executor: Any) -> None:
+        try:
+            executor.spin()
+        except Exception:  # noqa: BLE001 - a handle destroyed under a callback while stopping is no error
+            if not self._stopping:
+                raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Shut every executor down and wait (up to ``timeout`` s each) for its thread to end."""
+        self._stopping = True
         for executor in self.executors:
             executor.shutdown(timeout_sec=timeout)
         for thread in self.threads:
@@ -194,11 +222,17 @@ def init_composed_process() -> None:
     rclpy.init()
 
 
-def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from tqdm import tqdm
+@dataclass
+class Progress:
+    """What the summary line shows: the fusion node's counts and running MPJPE."""
 
+    fused: int = 0
+    partial: int = 0
+    mpjpe_mm: float | None = None
+    mpjpe_frames: int = 0
+
+
+def run(args: argparse.Namespace) -> int:
     if args.rate is not None and not args.rate > 0:
         print("mmhpe-ros run: error: --rate must be > 0", file=sys.stderr)
         return 2
@@ -206,41 +240,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"mmhpe-ros run: error: {args.record.with_suffix('')} exists; choose another --record path",
               file=sys.stderr)
         return 2
+    try:
+        return _run_processes(args) if args.processes else _run_composed(args)
+    except (FileNotFoundError, ValueError) as error:  # a bad bag, model or parameter file
+        print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """graph_overrides() options from the command line."""
+    return {"bag": args.bag, "model_path": args.model, "rate": args.rate,
+            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities}
+
+
+def _run_composed(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
     init_composed_process()
     nodes: list[Any] = []
     recorder: Recorder | None = None
     spinner: GraphSpinner | None = None
     try:
-        nodes = build_graph(args.params, bag=args.bag, model_path=args.model, rate=args.rate,
-                            loop=True if args.loop or args.duration is not None else None,
-                            modalities=args.modalities)
+        nodes = build_graph(args.params, **_options(args))
         replayer, fusion = nodes[0], nodes[-1]
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
         spinner = GraphSpinner(nodes)
         bag_s = (replayer.source.end_ns - replayer.source.start_ns) / 1e9 / replayer.player.clock.rate
-        total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
-        start = time.monotonic()
-        with tqdm(total=None if total is None else round(total), unit="s", desc="run",
-                  bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
-            next_report = start + 1.0
-            first_fused: tuple[float, int] | None = None  # (time, count) at the first report with output
-            while rclpy.ok() and spinner.alive():
-                time.sleep(0.1)
-                now = time.monotonic()
-                if now >= next_report:
-                    next_report += 1.0
-                    bar.update(1)
-                    if first_fused is None and fusion.fused:
-                        first_fused = (now, fusion.fused)
-                    bar.set_postfix_str(_summary(fusion, first_fused, now))
-                finished = replayer.player.loops >= 1 and not replayer.player.loop
-                if (total is not None and now - start >= total) or (finished and now - start > 2.0
-                                                                   and fusion.worker.join_idle(0.0)):
-                    break
-        print(_summary(fusion, first_fused, time.monotonic()))
-        if recorder is not None:
-            print(f"recorded {recorder.count} messages to {recorder.path}")
+
+        def progress() -> Progress:
+            return Progress(fusion.fused, fusion.partial, fusion.mpjpe.mean_mm, fusion.mpjpe.count)
+
+        def finished() -> bool:
+            return replayer.player.loops >= 1 and not replayer.player.loop and fusion.worker.join_idle(0.0)
+
+        _report(args, bag_s, progress, finished, lambda: rclpy.ok() and spinner.alive(), recorder)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -254,9 +289,112 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(fusion: Any, first: tuple[float, int] | None, now: float) -> str:
+def _run_processes(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    from mmhpe_ros.modalities import TOPICS
+    from mmhpe_ros.nodes.processes import GraphProcesses, node_command
+    from mmhpe_ros.resources import SAMPLE_BAG, default_params_path
+    from mmhpe_ros.runtime.bag_source import BagSource
+    from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
+
+    params_path = args.params or default_params_path()
+    params = load_parameter_file(params_path)
+    overrides = graph_overrides(params, **_options(args))
+    replay = {**parameters_for(params, "replayer"), **overrides["replayer"]}
+    with BagSource(replay.get("bag") or SAMPLE_BAG) as source:  # also: a bad bag fails here, before any process
+        bag_s = (source.end_ns - source.start_ns) / 1e9 / float(replay.get("rate", 1.0))
+    rclpy.init()
+    probe = rclpy.create_node("mmhpe_run_probe")
+    watcher = DiagnosticsWatcher(probe)
+    recorder = Recorder(probe, args.record) if args.record is not None else None
+    spinner = GraphSpinner([probe])
+    graph: GraphProcesses | None = None
+    code = 0
+    try:
+        commands = {name: node_command(name, params_path, values, log_level="warn")
+                    for name, values in overrides.items()}
+        waiting_for = set(commands) - {"replayer"}
+        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes)
+        graph.wait_until(lambda: probe.count_publishers(TOPICS.ground_truth) > 0)  # the replayer is up
+        _report(args, bag_s + float(replay.get("delay", 1.0)), watcher.progress, lambda: False, graph.alive, recorder)
+        if not graph.alive():
+            print(f"mmhpe-ros run: node process(es) ended: {graph.exited()}", file=sys.stderr)
+            code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (RuntimeError, TimeoutError) as error:
+        print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
+        code = 1
+    finally:
+        if graph is not None:
+            graph.stop()
+        if recorder is not None:
+            recorder.close()
+        spinner.stop()
+        probe.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+class DiagnosticsWatcher:
+    """Follows /diagnostics from another process: which nodes report, and the fusion's counts."""
+
+    def __init__(self, node: Any) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from mmhpe_ros.modalities import TOPICS
+
+        self.nodes: set[str] = set()
+        self._progress = Progress()
+        node.create_subscription(DiagnosticArray, TOPICS.diagnostics, self._on_diagnostics, 50)
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            node_name, _, what = status.name.partition(": ")
+            self.nodes.add(node_name)
+            if what == "fusion":
+                values = {kv.key: kv.value for kv in status.values}
+                mpjpe = values.get("mpjpe_mm", "n/a")
+                self._progress = Progress(int(values.get("fused", 0)), int(values.get("partial", 0)),
+                                          None if mpjpe == "n/a" else float(mpjpe), int(values.get("mpjpe_frames", 0)))
+
+    def progress(self) -> Progress:
+        return self._progress
+
+
+def _report(args: argparse.Namespace, bag_s: float, progress: Callable[[], Progress], finished: Callable[[], bool],
+            alive: Callable[[], bool], recorder: Recorder | None) -> None:
+    """Show progress once a second until --duration, the end of the bag (+2 s), ``finished()``
+    or ``alive()`` turning false; then print the summary line."""
+    from tqdm import tqdm
+
+    total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
+    start = time.monotonic()
+    first: tuple[float, int] | None = None  # (time, count) at the first report with output
+    with tqdm(total=None if total is None else round(total), unit="s", desc="run",
+              bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
+        next_report = start + 1.0
+        while alive():
+            time.sleep(0.1)
+            now = time.monotonic()
+            if now >= next_report:
+                next_report += 1.0
+                bar.update(1)
+                state = progress()
+                if first is None and state.fused:
+                    first = (now, state.fused)
+                bar.set_postfix_str(_summary(state, first, now))
+            if (total is not None and now - start >= total) or (now - start > 2.0 and finished()):
+                break
+    print(_summary(progress(), first, time.monotonic()))
+    if recorder is not None:
+        print(f"recorded {recorder.count} messages to {recorder.path}")
+
+
+def _summary(state: Progress, first: tuple[float, int] | None, now: float) -> str:
     """One line: fused frames, their rate since output began, running MPJPE."""
-    mean = fusion.mpjpe.mean_mm
-    mpjpe = "n/a" if mean is None else f"{mean:.1f} mm over {fusion.mpjpe.count} frames"
-    rate = 0.0 if first is None or now <= first[0] else (fusion.fused - first[1]) / (now - first[0])
-    return f"fused {fusion.fused} frames ({rate:.1f}/s, {fusion.partial} partial), MPJPE {mpjpe}"
+    mpjpe = "n/a" if state.mpjpe_mm is None else f"{state.mpjpe_mm:.1f} mm over {state.mpjpe_frames} frames"
+    rate = 0.0 if first is None or now <= first[0] else (state.fused - first[1]) / (now - first[0])
+    return f"fused {state.fused} frames ({rate:.1f}/s, {state.partial} partial), MPJPE {mpjpe}"
