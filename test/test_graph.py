@@ -175,6 +175,79 @@ def test_graph_predicts_what_the_model_predicts_offline(sample_run):
     assert fusion.mpjpe.mean_mm == pytest.approx(live_mm, abs=0.5)
 
 
+class BagPlay:
+    """What `ros2 bag play --clock` does, with rosbags and plain rclpy publishers (none of the
+    replayer's code): every recorded message's CDR bytes on its recorded topic and type, offered
+    reliable (rosbag2's default; the recorded profile where the bag has one), at the recorded
+    times over ``rate``, and /clock at 40 Hz (its --clock default)."""
+
+    def __init__(self, bag_dir: Path, rate: float) -> None:
+        import importlib
+
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from rosbags.highlevel import AnyReader
+        from rosbags.interfaces import QosDurability
+        from rosbags.typesys import Stores, get_typestore
+        from rosgraph_msgs.msg import Clock as ClockMsg
+
+        self.node = rclpy.create_node("bag_play")
+        self.rate = rate
+        with AnyReader([bag_dir], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+            self.messages = [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+            self.publishers = {}
+            for c in reader.connections:
+                package, _, name = c.msgtype.split("/")
+                qos = QoSProfile(depth=10)
+                offered = c.ext.offered_qos_profiles
+                if offered and offered[0].durability == QosDurability.TRANSIENT_LOCAL:
+                    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                message_class = getattr(importlib.import_module(f"{package}.msg"), name)
+                self.publishers[c.topic] = self.node.create_publisher(message_class, c.topic, qos)
+        self.clock = self.node.create_publisher(ClockMsg, "/clock", 10)
+        self.clock_type = ClockMsg
+
+    def play(self) -> None:
+        start_bag, start_wall = self.messages[0][1], time.monotonic()
+        next_clock = 0.0
+        for topic, stamp, raw in self.messages:
+            due = start_wall + (stamp - start_bag) / 1e9 / self.rate
+            while (now := time.monotonic()) < due:
+                if now >= next_clock:
+                    bag_now = start_bag + round((now - start_wall) * self.rate * 1e9)
+                    self.clock.publish(self.clock_type(clock=codecs.ns_to_stamp(codecs.rclpy_types(), bag_now)))
+                    next_clock = now + 1 / 40
+                time.sleep(min(0.002, max(0.0, due - now)))
+            self.publishers[topic].publish(raw)
+
+
+def test_a_bag_play_without_our_replayer_drives_the_graph_equally(ros, model_path):
+    """`ros2 bag play --clock` of the sample bag (emulated: BagPlay) into the sensor and fusion
+    nodes on sim time: they fuse the frames and predict what the model predicts offline."""
+    collector = Collector()
+    player = BagPlay(SAMPLE_DIR, rate=2.0)
+    nodes = build_graph(model_path=model_path, replay=False, extra={
+        name: {"use_sim_time": True} for name in ("camera_node", "lidar_node", "mmwave_node", "wifi_node",
+                                                  "fusion_node")})
+    fusion = nodes[-1]
+    spinner = GraphSpinner([*nodes, collector.node, player.node])
+    try:
+        expected = offline_predictions(model_path)
+        wait_for(lambda: all(p.get_subscription_count() for t, p in player.publishers.items()
+                             if t.lstrip("/") in SENSOR_TOPICS.values()))
+        player.play()
+        wait_for(lambda: len(collector.joints) >= len(expected) - 2 and fusion.worker.join_idle(0.0))
+        time.sleep(0.3)
+        incomplete_csi = nodes[3].processor.assembler.counters.incomplete
+    finally:
+        spinner.stop()
+        for node in [*nodes, collector.node, player.node]:
+            node.destroy_node()
+    assert set(collector.joints) <= set(expected), "output stamps are the bag's frame stamps"
+    differ = [s for s, joints in collector.joints.items() if not np.allclose(joints, expected[s][0], atol=1e-4)]
+    assert len(differ) <= incomplete_csi and len(differ) <= len(collector.joints) // 5
+    assert fusion.mpjpe.count >= len(collector.joints) - 2, "ground truth came through the bag play too"
+
+
 def test_live_mpjpe_is_close_to_the_model_card(sample_run, model_path):
     _, fusion, _, _, _ = sample_run
     card = read_card(model_path)

@@ -21,6 +21,9 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> N
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():  # a real error; not a callback cut short by Ctrl-C shutting the context down
+            raise
     finally:
         if node is not None:
             node.destroy_node()
