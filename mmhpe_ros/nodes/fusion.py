@@ -45,7 +45,9 @@ from mmhpe_ros.runtime.estimator import PoseEstimator
 from mmhpe_ros.runtime.features import FEATURE_MESSAGE_TYPES, feature_topic, features_present, read_features
 from mmhpe_ros.runtime.live_mpjpe import LiveMpjpe
 from mmhpe_ros.model.card import EXPECTED_ERRORS_KEY, expected_joint_errors
-from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, color_for_modalities, error_colors, skeleton_markers
+from mmhpe_ros.runtime.markers import (
+    MODALITY_COUNT_COLORS, RGBA, color_for_modalities, error_colors, skeleton_markers,
+)
 from mmhpe_ros.runtime.sync import FeatureSync, SyncedSet
 from mmhpe_ros.runtime.worker import LatestBatchWorker
 
@@ -149,8 +151,9 @@ class FusionNode(Node):
         self.get_logger().info(f"fusing {list(self.modalities)} with {model_path} (slop {slop} s, deadline "
                                f"{deadline} s, queue {queue_size}) -> {TOPICS.markers}, {TOPICS.joints}")
 
-    def _confidence_colors(self, model_path: str, range_mm: list[float]) -> dict[frozenset[str], np.ndarray]:
-        """Per subset of fused modalities: (17, 4) joint colours from the card's expected errors."""
+    def _confidence_colors(self, model_path: str, range_mm: list[float]) -> dict[frozenset[str], tuple[np.ndarray, RGBA]]:
+        """Per subset of fused modalities: (17, 4) joint colours from the card's expected errors,
+        and their mean (the markers' overall colour)."""
         if self.color_mode != "confidence":
             return {}
         if len(range_mm) != 2:
@@ -161,7 +164,8 @@ class FusionNode(Node):
                                    "by modality count (write it: mmhpe-ros evaluate --model ... --update-card)")
             self.color_mode = "modalities"
             return {}
-        return {subset: error_colors(errors, *range_mm) for subset, errors in expected.items()}
+        colors = {subset: error_colors(errors, *range_mm) for subset, errors in expected.items()}
+        return {subset: (c, tuple(c.mean(axis=0))) for subset, c in colors.items()}
 
     def destroy_node(self) -> None:
         self.worker.close()
@@ -234,10 +238,8 @@ class FusionNode(Node):
     def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray) -> None:
         header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
         present = [m in synced.messages for m in MODALITIES]
-        joint_colors = self._joint_colors.get(frozenset(synced.messages))
-        if joint_colors is not None:
-            color = tuple(joint_colors.mean(axis=0))
-        else:
+        joint_colors, color = self._joint_colors.get(frozenset(synced.messages), (None, None))
+        if joint_colors is None:
             color = color_for_modalities(present) if self.color_mode != "fixed" else MODALITY_COUNT_COLORS[4]
         markers = skeleton_markers(joints, color=color, joint_colors=joint_colors)
         self._markers.publish(self._marker_writer.write(markers, header, self.lifetime_ns))

@@ -34,6 +34,12 @@ def node_command(name: str, params_path: str | Path, overrides: dict[str, Any],
     return command
 
 
+def graph_commands(params_path: str | Path, overrides: dict[str, dict[str, Any]],
+                   log_level: str = "warn") -> dict[str, list[str]]:
+    """node name -> command line, for each node of ``graph_overrides()``."""
+    return {name: node_command(name, params_path, values, log_level) for name, values in overrides.items()}
+
+
 class GraphProcesses:
     """Starts ``commands`` (node name -> command line) and stops them on :meth:`stop`.
 

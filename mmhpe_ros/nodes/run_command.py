@@ -294,7 +294,7 @@ def _run_processes(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
 
     from mmhpe_ros.modalities import TOPICS
-    from mmhpe_ros.nodes.processes import GraphProcesses, node_command
+    from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
     from mmhpe_ros.resources import SAMPLE_BAG, default_params_path
     from mmhpe_ros.runtime.bag_source import BagSource
     from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
@@ -313,8 +313,7 @@ def _run_processes(args: argparse.Namespace) -> int:
     graph: GraphProcesses | None = None
     code = 0
     try:
-        commands = {name: node_command(name, params_path, values, log_level="warn")
-                    for name, values in overrides.items()}
+        commands = graph_commands(params_path, overrides)
         waiting_for = set(commands) - {"replayer"}
         graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes)
         graph.wait_until(lambda: probe.count_publishers(TOPICS.ground_truth) > 0)  # the replayer is up

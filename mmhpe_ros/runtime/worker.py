@@ -33,7 +33,7 @@ class LatestWorker(Generic[T]):
         max_pending: int = 2,
         on_error: Callable[[T, BaseException], None] | None = None,
         name: str = "worker",
-        inline_factor: float = 3.0,
+        inline_factor: float = 2.0,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
