@@ -238,13 +238,19 @@ def test_a_bag_play_without_our_replayer_drives_the_graph_equally(ros, model_pat
         wait_for(lambda: len(collector.joints) >= len(expected) - 2 and fusion.worker.join_idle(0.0))
         time.sleep(0.3)
         incomplete_csi = nodes[3].processor.assembler.counters.incomplete
+        partial = fusion.partial
+        wifi_counters = nodes[3].extra_counters(nodes[3].topic)
+        sync_counters = {m: vars(c) for m, c in fusion.sync.counters.items()}
     finally:
         spinner.stop()
         for node in [*nodes, collector.node, player.node]:
             node.destroy_node()
     assert set(collector.joints) <= set(expected), "output stamps are the bag's frame stamps"
     differ = [s for s, joints in collector.joints.items() if not np.allclose(joints, expected[s][0], atol=1e-4)]
-    assert len(differ) <= incomplete_csi and len(differ) <= len(collector.joints) // 5
+    # Only frames whose CSI window lost packets, or that were fused without a late modality, may differ.
+    assert len(differ) <= incomplete_csi + partial and len(differ) <= len(collector.joints) // 5, (
+        f"{len(differ)} frames differ ({differ}); {incomplete_csi} incomplete CSI windows, {partial} partial sets; "
+        f"wifi {wifi_counters}; sync {sync_counters}")
     assert fusion.mpjpe.count >= len(collector.joints) - 2, "ground truth came through the bag play too"
 
 
