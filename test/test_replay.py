@@ -78,3 +78,44 @@ def test_paused_player_waits_until_resumed():
 def test_offset_beyond_the_bag_is_refused():
     with pytest.raises(ValueError, match="start_offset"):
         _player(_messages(), [], start_offset_s=5.0)
+
+
+def test_replayer_waits_for_the_subscribers_it_is_told_to(tmp_path):
+    """wait_for_subscribers: nothing is played until the topic has a subscriber; a topic that is not
+    in the bag is refused."""
+    rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    from ros_domain import ros_domain
+    from mmhpe_ros.nodes.replayer import Replayer
+
+    with ros_domain("186"):
+        def replayer(**values):
+            return Replayer(parameter_overrides=[Parameter(k, value=v) for k, v in
+                                                 {"delay": 0.05, "clock_frequency": 0.0, **values}.items()])
+
+        with pytest.raises(ValueError, match="not topics of"):
+            replayer(wait_for_subscribers=["no/such/topic"])
+        node = replayer(wait_for_subscribers=["lidar/points"])
+        helper = rclpy.create_node("wait_helper")
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.add_node(helper)
+        try:
+            end = time.monotonic() + 0.6
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.02)
+            assert node.player.published == 0, "played before lidar/points had a subscriber"
+            received = []
+            helper.create_subscription(PointCloud2, "lidar/points", received.append, qos_profile_sensor_data)
+            end = time.monotonic() + 10
+            while not received and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.02)
+            assert received, "playback started once the subscriber was there"
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            helper.destroy_node()

@@ -25,6 +25,7 @@ from mmhpe_ros.runtime.bag_source import BagSource
 from mmhpe_ros.runtime.replay import BagPlayer
 
 SENSOR_DATA_TOPICS = frozenset(SENSOR_TOPICS.values()) | {TOPICS.camera_image, TOPICS.camera_info}
+WAIT_POLL_S = 0.05  # how often the replayer looks for the subscribers it waits for
 CLOCK_QOS = QoSProfile(depth=1)  # reliable: matches best-effort time sources (rclpy, rclcpp) and reliable ones
 
 
@@ -39,6 +40,11 @@ class Replayer(Node):
         offset = self._declare("start_offset", 0.0, "seconds into the bag where playback starts")
         paused = self._declare("paused", False, "pause/resume playback; settable at run time")
         delay = self._declare("delay", 1.0, "seconds to wait before the first message (lets subscribers match)")
+        wait_for = self.declare_parameter("wait_for_subscribers", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="after the delay, also wait until each of these topics has a matched subscriber (unset: "
+                        "don't wait)")).value or []
+        self._wait_timeout_s = self._declare("wait_timeout", 30.0, "seconds to wait for wait_for_subscribers; "
+                                             "then playback starts anyway, with a warning")
         clock_hz = self._declare("clock_frequency", 20.0, "/clock messages per wall second; 0 disables /clock "
                                  "(every node on use_sim_time takes each one: 20 Hz, not 100, kept x10 replay whole)")
 
@@ -59,23 +65,43 @@ class Replayer(Node):
         if clock_hz > 0:
             self._clock_publisher = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
             self.create_timer(1.0 / clock_hz, self._publish_clock, clock=steady)
+        unknown = [t for t in wait_for if "/" + t.lstrip("/") not in self._bag_publishers]
+        if unknown:
+            raise ValueError(f"wait_for_subscribers: {unknown} are not topics of {self.source.path} "
+                             f"({sorted(self._bag_publishers)})")
+        self._awaited = [self._bag_publishers["/" + t.lstrip("/")] for t in wait_for]
+        self._steady = steady
         self._thread = threading.Thread(target=self._play, name="bag_player", daemon=True)
         self._start_timer = self.create_timer(max(delay, 1e-3), self._start, clock=steady)
+        self._waiting_since: int | None = None
         self.get_logger().info(
             f"playing {self.source.path} ({self.source.message_count} messages, "
             f"{(self.source.end_ns - self.source.start_ns) / 1e9:.1f} s, {len(self._bag_publishers)} topics) at x{rate}")
 
     def destroy_node(self) -> None:
-        self.player.stop()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        self.source.close()
+        if hasattr(self, "_thread"):  # else __init__ failed part-way (a bad parameter)
+            self.player.stop()
+            if self._thread.is_alive():
+                self._thread.join(timeout=2.0)
+        if hasattr(self, "source"):
+            self.source.close()
         super().destroy_node()
 
     def _declare(self, name: str, default, description: str):
         return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
     def _start(self) -> None:
+        """After ``delay``: start playing once every awaited topic has a subscriber (or on timeout)."""
+        now = self._steady.now().nanoseconds
+        if self._waiting_since is None:
+            self._waiting_since = now
+            self._start_timer.cancel()
+            self._start_timer = self.create_timer(WAIT_POLL_S, self._start, clock=self._steady)
+        missing = [p.topic_name for p in self._awaited if not p.get_subscription_count()]
+        if missing and now - self._waiting_since < self._wait_timeout_s * 1e9:
+            return
+        if missing:
+            self.get_logger().warning(f"no subscriber on {missing} after {self._wait_timeout_s} s; playing anyway")
         self._start_timer.cancel()
         self._thread.start()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from mmhpe_ros.modalities import MODALITIES
+from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
 SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class, node name)
@@ -87,7 +87,8 @@ def graph_overrides(
     Arguments that are not None override the file; ``extra`` maps node name -> further
     overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
     (``use_sim_time``, as the launch file's default), so their diagnostics measure ages in bag
-    time.
+    time, and the replayer starts once the enabled sensor topics and the ground truth have their
+    subscribers (``wait_for_subscribers``: nodes in other processes may take seconds to start).
     """
     from mmhpe_ros.runtime.params_file import parameters_for
 
@@ -105,7 +106,9 @@ def graph_overrides(
     out["fusion_node"] = fusion
     if replay:
         chosen = (("bag", None if bag is None else str(bag)), ("rate", rate), ("loop", loop))
-        out["replayer"] = {**{key: value for key, value in chosen if value is not None}, **extra.get("replayer", {})}
+        awaited = [SENSOR_TOPICS[m] for m in MODALITIES if m in enabled] + [TOPICS.ground_truth]
+        out["replayer"] = {**{key: value for key, value in chosen if value is not None},
+                           "wait_for_subscribers": awaited, **extra.get("replayer", {})}
     return out
 
 
@@ -181,7 +184,6 @@ class Recorder:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
-        from mmhpe_ros.modalities import TOPICS
         from mmhpe_ros.nodes.fusion import OUTPUT_QOS
 
         self.path = Path(path).with_suffix("")  # rosbag2 bags are folders
@@ -293,7 +295,6 @@ def _run_processes(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    from mmhpe_ros.modalities import TOPICS
     from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
     from mmhpe_ros.resources import SAMPLE_BAG, default_params_path
     from mmhpe_ros.runtime.bag_source import BagSource
@@ -343,7 +344,6 @@ class DiagnosticsWatcher:
     def __init__(self, node: Any) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
 
-        from mmhpe_ros.modalities import TOPICS
 
         self.nodes: set[str] = set()
         self._progress = Progress()
