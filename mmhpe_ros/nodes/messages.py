@@ -44,7 +44,10 @@ def _set_points(points: list[Point], xyz: np.ndarray) -> list[Point]:
 
 
 def _set_colors(colors: list[ColorRGBA], rgba: np.ndarray | None) -> list[ColorRGBA]:
-    """``colors`` (grown as needed, then cut) holding the rows of ``rgba`` (K, 4); empty if None."""
+    """``colors`` (grown as needed, then cut) holding the rows of ``rgba`` (K, 4); empty if None.
+
+    The twin of :func:`_set_points` on purpose: one generic version setting fields by name
+    (``setattr``) made a frame's markers twice as slow to write (76 against 39 us)."""
     values = [] if rgba is None else np.asarray(rgba, dtype=np.float64).tolist()
     colors.extend(ColorRGBA() for _ in range(len(values) - len(colors)))
     del colors[len(values):]
