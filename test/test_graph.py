@@ -24,7 +24,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ros_domain import ros_domain  # noqa: E402
+from ros_domain import executor_params, node_processes, ros_domain  # noqa: E402
 from mmhpe_ros.data import bag_format as fmt  # noqa: E402
 from mmhpe_ros.data.bags import BagDataset  # noqa: E402
 from mmhpe_ros.metrics import mpjpe  # noqa: E402
@@ -101,13 +101,14 @@ def offline_predictions(model_path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def sample_run(ros, model_path):
-    """The sample bag replayed at 2x through the graph: (collector, fusion node, offline predictions)."""
+@pytest.fixture(scope="module", params=executor_params())
+def sample_run(request, ros, model_path):
+    """The sample bag replayed at 2x through the graph, with each executor: (collector, fusion node,
+    offline predictions, incomplete CSI windows, statuses)."""
     collector = Collector()
     nodes = build_graph(model_path=model_path, rate=2.0, extra={"replayer": {"delay": 0.5}})
     replayer, fusion = nodes[0], nodes[-1]
-    spinner = GraphSpinner([*nodes, collector.node])
+    spinner = GraphSpinner([*nodes, collector.node], request.param)
     try:
         expected = offline_predictions(model_path)
         wait_for(lambda: replayer.player.loops >= 1)
@@ -123,7 +124,10 @@ def sample_run(ros, model_path):
 
 
 def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
-    collector, _, expected, _, _ = sample_run
+    collector, _, expected, _, statuses = sample_run
+    counters = {name: {k: v for k, v in status.values.items() if k in ("late", "unmatched", "missing_from_sets",
+                                                                          "partial", "incomplete_windows")}
+                for name, status in statuses.items()}
     assert len(collector.markers) >= len(expected) - 2  # best-effort inputs: allow a lost frame or two
     expected_errors = expected_joint_errors(read_card(model_path))
     assert expected_errors is not None, f"{model_path}: the shipped card carries expected joint errors"
@@ -145,7 +149,8 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
                                    [points[BONES[0][0], 0], points[BONES[0][1], 1]])
         colors = np.array([(c.r, c.g, c.b, c.a) for c in joints_marker.colors], dtype=np.float32)
         np.testing.assert_allclose(colors, full, atol=1e-6, err_msg="every set of the sample bag fuses all four "
-                                   "modalities: joints coloured by the card's errors for all four")
+                                   f"modalities: joints coloured by the card's errors for all four; frame "
+                                   f"{(stamp - min(expected)) // 100_000_000} differs; counters {counters}")
 
 
 def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
@@ -429,12 +434,5 @@ def test_run_command_with_a_process_per_node(tmp_path):
     with AnyReader([tmp_path / "out"], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/" + TOPICS.markers] >= 45, "about every frame of the 50-frame sample bag was fused"
-    left = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:  # ended meanwhile
-            continue
-        if b"-m" in args and any(a.startswith(b"mmhpe_ros.nodes.") for a in args):
-            left.append(b" ".join(args).decode(errors="replace"))
+    left = node_processes()
     assert not left, f"node processes left running: {left}"

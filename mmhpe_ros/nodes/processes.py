@@ -44,12 +44,13 @@ class GraphProcesses:
     """Starts ``commands`` (node name -> command line) and stops them on :meth:`stop`.
 
     ``ready()`` is polled after the non-replayer nodes have started, before the replayer starts.
+    ``env`` is added to this process's environment for them.
     """
 
     def __init__(self, commands: dict[str, Sequence[str]], ready: Callable[[], bool],
-                 timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+                 timeout_s: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None) -> None:
         self.processes: dict[str, subprocess.Popen] = {}
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         try:
             for name, command in commands.items():
                 if name == "replayer":

@@ -12,6 +12,8 @@ Example: mmhpe-ros run --duration 20 --record out/skeleton
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, stop_signals_ignored
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
 SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class, node name)
@@ -56,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", action="store_true",
                         help="one process per node, as ros2 launch runs them (no shared GIL: keeps up at higher "
                              "replay rates on several cores); default: all nodes in this process")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help=f"rclpy executor of every node (default: ${EXECUTOR_ENV}, else 'events' where rclpy has "
+                             "the EventsExecutor, ROS 2 Kilted or later, else 'single')")
     parser.add_argument("--modalities", nargs="+", choices=MODALITIES, default=None, metavar="MODALITY",
                         help=f"modalities to run and fuse (default: those of --params; {', '.join(MODALITIES)})")
 
@@ -133,48 +139,63 @@ def build_graph(params_path: str | Path | None = None, **options: Any) -> list[A
 
 
 class GraphSpinner:
-    """Spins each node on its own SingleThreadedExecutor thread until :meth:`stop`.
+    """Spins each node on an executor of its own (:func:`~mmhpe_ros.nodes.spin.make_executor`), in a
+    thread of its own, until :meth:`stop`.
 
-    Multi-threaded composition without rclpy's MultiThreadedExecutor, which was measured far
-    slower here (rclpy 9.1.2, the sample bag at x1: 8 of 50 frames fused and best-effort inputs
-    lost, against 50 of 50 with a thread per node; docs/nodes.md).
+    Not rclpy's MultiThreadedExecutor, which was measured far slower here (rclpy 9.1.2, the sample
+    bag at x1: 8 of 50 frames fused and best-effort inputs lost, against 50 of 50 with a thread per
+    node; docs/nodes.md).
+
+    The objects alive at the start (nodes, model, modules) are frozen out of the garbage
+    collector's full scans until :meth:`stop`: one full collection of the composed process (200 k
+    objects) stalled every node for 114 ms, longer than the fusion deadline at x2 replay.
     """
 
-    def __init__(self, nodes: Sequence[Any]) -> None:
+    def __init__(self, nodes: Sequence[Any], executor: str | None = None) -> None:
         import threading
 
-        from rclpy.executors import SingleThreadedExecutor
+        from mmhpe_ros.nodes.spin import executor_kind, make_executor
 
+        self.kind = executor_kind(executor)
         self.executors = []
         self.threads = []
         self._stopping = False
         for node in nodes:
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            thread = threading.Thread(target=self._spin, args=(executor,), name=f"spin_{node.get_name()}",
-                                      daemon=True)
-            self.executors.append(executor)
+            spun = make_executor(self.kind)
+            spun.add_node(node)
+            thread = threading.Thread(target=self._spin, args=(spun,), name=f"spin_{node.get_name()}", daemon=True)
+            self.executors.append(spun)
             self.threads.append(thread)
+        gc.collect()
+        gc.freeze()
         for thread in self.threads:
             thread.start()
+        atexit.register(self.stop)  # an events executor destroyed while it spins aborts the process
 
     def alive(self) -> bool:
         return all(thread.is_alive() for thread in self.threads)
 
     def _spin(self, executor: Any) -> None:
+        from mmhpe_ros.nodes.spin import spin_until
+
         try:
-            executor.spin()
+            spin_until(executor, lambda: self._stopping)
         except Exception:  # noqa: BLE001 - a handle destroyed under a callback while stopping is no error
             if not self._stopping:
                 raise
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Shut every executor down and wait (up to ``timeout`` s each) for its thread to end."""
+        """Let every thread finish its callback and end (up to ``timeout`` s each), then shut the
+        executors down."""
+        atexit.unregister(self.stop)
+        if self._stopping:
+            return
         self._stopping = True
-        for executor in self.executors:
-            executor.shutdown(timeout_sec=timeout)
         for thread in self.threads:
             thread.join(timeout)
+        for executor in self.executors:
+            executor.shutdown()
+        gc.unfreeze()
 
 
 class Recorder:
@@ -217,11 +238,16 @@ def _message_class(msgtype: str) -> type:
 
 
 def init_composed_process() -> None:
-    """Prepare a process that composes the graph's nodes: the short GIL switch interval, rclpy.init()."""
-    import rclpy
+    """Prepare a process that composes the graph's nodes: the short GIL switch interval, and rclpy
+    without its signal handlers (SIGINT and SIGTERM raise KeyboardInterrupt in the main thread,
+    which stops the executors' threads before rclpy shuts down)."""
+    import signal
+
+    from mmhpe_ros.nodes.spin import init_without_signal_handlers
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    rclpy.init()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    init_without_signal_handlers()
 
 
 @dataclass
@@ -244,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return _run_processes(args) if args.processes else _run_composed(args)
-    except (FileNotFoundError, ValueError) as error:  # a bad bag, model or parameter file
+    except (FileNotFoundError, ValueError) as error:  # a bad bag, model, parameter file or executor
         print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
         return 2
 
@@ -259,6 +285,9 @@ def _run_composed(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    from mmhpe_ros.nodes.spin import executor_kind
+
+    kind = executor_kind(args.executor)  # before any node is made
     init_composed_process()
     nodes: list[Any] = []
     recorder: Recorder | None = None
@@ -268,7 +297,7 @@ def _run_composed(args: argparse.Namespace) -> int:
         replayer, fusion = nodes[0], nodes[-1]
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
-        spinner = GraphSpinner(nodes)
+        spinner = GraphSpinner(nodes, kind)
         bag_s = (replayer.source.end_ns - replayer.source.start_ns) / 1e9 / replayer.player.clock.rate
 
         def progress() -> Progress:
@@ -281,13 +310,14 @@ def _run_composed(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if recorder is not None:
-            recorder.close()
-        if spinner is not None:
-            spinner.stop()
-        for node in reversed(nodes):
-            node.destroy_node()
-        rclpy.try_shutdown()
+        with stop_signals_ignored():
+            if recorder is not None:
+                recorder.close()
+            if spinner is not None:
+                spinner.stop()
+            for node in reversed(nodes):
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0
 
 
@@ -296,27 +326,29 @@ def _run_processes(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
 
     from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
+    from mmhpe_ros.nodes.spin import executor_kind
     from mmhpe_ros.resources import SAMPLE_BAG, default_params_path
     from mmhpe_ros.runtime.bag_source import BagSource
     from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
 
+    kind = executor_kind(args.executor)  # the nodes' processes get it from the environment
     params_path = args.params or default_params_path()
     params = load_parameter_file(params_path)
     overrides = graph_overrides(params, **_options(args))
     replay = {**parameters_for(params, "replayer"), **overrides["replayer"]}
     with BagSource(replay.get("bag") or SAMPLE_BAG) as source:  # also: a bad bag fails here, before any process
         bag_s = (source.end_ns - source.start_ns) / 1e9 / float(replay.get("rate", 1.0))
-    rclpy.init()
+    init_composed_process()  # the probe node's process
     probe = rclpy.create_node("mmhpe_run_probe")
     watcher = DiagnosticsWatcher(probe)
     recorder = Recorder(probe, args.record) if args.record is not None else None
-    spinner = GraphSpinner([probe])
+    spinner = GraphSpinner([probe], kind)
     graph: GraphProcesses | None = None
     code = 0
     try:
         commands = graph_commands(params_path, overrides)
         waiting_for = set(commands) - {"replayer"}
-        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes)
+        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes, env={EXECUTOR_ENV: kind})
         graph.wait_until(lambda: probe.count_publishers(TOPICS.ground_truth) > 0)  # the replayer is up
         _report(args, bag_s + float(replay.get("delay", 1.0)), watcher.progress, lambda: False, graph.alive, recorder)
         if not graph.alive():
@@ -328,13 +360,14 @@ def _run_processes(args: argparse.Namespace) -> int:
         print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
         code = 1
     finally:
-        if graph is not None:
-            graph.stop()
-        if recorder is not None:
-            recorder.close()
-        spinner.stop()
-        probe.destroy_node()
-        rclpy.try_shutdown()
+        with stop_signals_ignored():
+            if graph is not None:
+                graph.stop()
+            if recorder is not None:
+                recorder.close()
+            spinner.stop()
+            probe.destroy_node()
+            rclpy.try_shutdown()
     return code
 
 
@@ -365,8 +398,8 @@ class DiagnosticsWatcher:
 
 def _report(args: argparse.Namespace, bag_s: float, progress: Callable[[], Progress], finished: Callable[[], bool],
             alive: Callable[[], bool], recorder: Recorder | None) -> None:
-    """Show progress once a second until --duration, the end of the bag (+2 s), ``finished()``
-    or ``alive()`` turning false; then print the summary line."""
+    """Show progress once a second until --duration, the end of the bag (+2 s), ``finished()``,
+    ``alive()`` turning false or Ctrl-C; then print the summary line."""
     from tqdm import tqdm
 
     total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
@@ -375,18 +408,21 @@ def _report(args: argparse.Namespace, bag_s: float, progress: Callable[[], Progr
     with tqdm(total=None if total is None else round(total), unit="s", desc="run",
               bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
         next_report = start + 1.0
-        while alive():
-            time.sleep(0.1)
-            now = time.monotonic()
-            if now >= next_report:
-                next_report += 1.0
-                bar.update(1)
-                state = progress()
-                if first is None and state.fused:
-                    first = (now, state.fused)
-                bar.set_postfix_str(_summary(state, first, now))
-            if (total is not None and now - start >= total) or (now - start > 2.0 and finished()):
-                break
+        try:
+            while alive():
+                time.sleep(0.1)
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report += 1.0
+                    bar.update(1)
+                    state = progress()
+                    if first is None and state.fused:
+                        first = (now, state.fused)
+                    bar.set_postfix_str(_summary(state, first, now))
+                if (total is not None and now - start >= total) or (now - start > 2.0 and finished()):
+                    break
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the summary so far, then the caller stops the graph
+            pass
     print(_summary(progress(), first, time.monotonic()))
     if recorder is not None:
         print(f"recorded {recorder.count} messages to {recorder.path}")

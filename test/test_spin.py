@@ -1,0 +1,153 @@
+"""Executors: which one is chosen, that both run callbacks and stop, and that a node process ends
+cleanly on Ctrl-C with either."""
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ros_domain import executor_params, node_processes
+from mmhpe_ros.nodes import spin
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, executor_kind
+
+ROS_DOMAIN_ID = "187"  # this file's own DDS domain
+
+
+def test_the_choice_is_the_argument_then_the_environment_then_the_best_available(monkeypatch):
+    monkeypatch.setattr(spin, "events_executor_available", lambda: True)
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    assert executor_kind() == "events"
+    monkeypatch.setenv(EXECUTOR_ENV, "single")
+    assert executor_kind() == "single"
+    assert executor_kind("events") == "events"
+    monkeypatch.delenv(EXECUTOR_ENV)
+    monkeypatch.setattr(spin, "events_executor_available", lambda: False)
+    assert executor_kind() == "single"  # Humble, Jazzy
+
+
+def test_unknown_or_unavailable_executors_are_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv(EXECUTOR_ENV, "multi")
+    with pytest.raises(ValueError, match=f"unknown executor 'multi' \\(from {EXECUTOR_ENV}\\); choose one of "
+                                         "events, single"):
+        executor_kind()
+    with pytest.raises(ValueError, match="from --executor"):
+        executor_kind("fast")
+    monkeypatch.setattr(spin, "events_executor_available", lambda: False)
+    with pytest.raises(ValueError, match="no EventsExecutor"):
+        executor_kind("events")
+
+
+@pytest.fixture(scope="module")
+def ros():
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    from ros_domain import ros_domain
+
+    with ros_domain(ROS_DOMAIN_ID):
+        yield
+
+
+@pytest.mark.parametrize("kind", executor_params())
+def test_graph_spinner_runs_timers_and_subscriptions_and_stops(ros, kind):
+    import rclpy
+    from std_msgs.msg import String
+
+    from mmhpe_ros.nodes.run_command import GraphSpinner
+
+    talker, listener = rclpy.create_node(f"talker_{kind}"), rclpy.create_node(f"listener_{kind}")
+    heard: list[str] = []
+    listener.create_subscription(String, f"chatter_{kind}", lambda msg: heard.append(msg.data), 10)
+    publisher = talker.create_publisher(String, f"chatter_{kind}", 10)
+    talker.create_timer(0.01, lambda: publisher.publish(String(data="tick")))
+    spinner = GraphSpinner([talker, listener], kind)
+    try:
+        assert spinner.kind == kind
+        assert gc.get_freeze_count() > 0, "the heap is kept out of full collections while the graph spins"
+        end = time.monotonic() + 10.0
+        while len(heard) < 20 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert len(heard) >= 20, f"{kind}: {len(heard)} messages heard"
+    finally:
+        spinner.stop()
+        talker.destroy_node()
+        listener.destroy_node()
+    assert not any(thread.is_alive() for thread in spinner.threads)
+    assert gc.get_freeze_count() == 0
+    count = len(heard)
+    time.sleep(0.2)
+    assert len(heard) == count, "nothing runs after stop()"
+
+
+@pytest.mark.parametrize("kind", executor_params())
+def test_a_node_process_stops_cleanly_on_ctrl_c(kind):
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    env = dict(os.environ, ROS_DOMAIN_ID=ROS_DOMAIN_ID, **{EXECUTOR_ENV: kind})
+    process = subprocess.Popen([sys.executable, "-m", "mmhpe_ros.nodes.lidar"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        first = process.stdout.readline()  # the node's start-up line: it is spinning
+        assert "lidar_node" in first, first
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0, first + out
+    assert "Traceback" not in out, out
+
+
+def test_a_stop_signal_sets_the_request_and_interrupts_nothing_until_repeated_later(monkeypatch):
+    handlers = {}
+    monkeypatch.setattr(spin.signal, "signal", lambda signum, handler: handlers.__setitem__(signum, handler))
+    clock = [100.0]
+    monkeypatch.setattr(spin.time, "monotonic", lambda: clock[0])
+    stop = spin.StopRequest()
+    woken = []
+    stop.wake = lambda: woken.append(1)
+    assert set(handlers) == set(spin.STOP_SIGNALS) and not stop.requested
+    handlers[signal.SIGINT](signal.SIGINT, None)
+    assert stop.requested and woken == [1]
+    clock[0] += 1.0
+    handlers[signal.SIGTERM](signal.SIGTERM, None)  # Ctrl-C's group-wide SIGINT, then the launcher's: no force
+    assert woken == [1]
+    clock[0] += spin.StopRequest.FORCE_AFTER_S
+    with pytest.raises(KeyboardInterrupt):
+        handlers[signal.SIGINT](signal.SIGINT, None)
+
+
+def test_stop_signals_are_ignored_during_clean_up_and_restored_after():
+    before = {signum: signal.getsignal(signum) for signum in spin.STOP_SIGNALS}
+    with spin.stop_signals_ignored():
+        assert all(signal.getsignal(signum) is signal.SIG_IGN for signum in spin.STOP_SIGNALS)
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here
+    assert {signum: signal.getsignal(signum) for signum in spin.STOP_SIGNALS} == before
+
+
+@pytest.mark.parametrize("mode", [[], ["--processes"]], ids=["one_process", "processes"])
+def test_ctrl_c_stops_mmhpe_ros_run_cleanly_with_its_summary(mode, tmp_path):
+    """Ctrl-C (SIGINT to the run, as a terminal sends it) while frames are fused at x4: exit 0, no
+    traceback or FATAL callback error from a node, the summary line printed, no node left."""
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    env = dict(os.environ, ROS_DOMAIN_ID="188" if mode else "189")
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "mmhpe_ros", "run", *mode, "--rate", "4", "--loop"],
+                                   env=env, text=True, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            end = time.monotonic() + 90.0
+            while "MPJPE 4" not in log.read_text() and time.monotonic() < end and process.poll() is None:
+                time.sleep(0.2)  # the progress bar (stderr) shows a running MPJPE: frames are being fused
+            assert process.poll() is None, log.read_text()[-2000:]
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    errors = log.read_text()
+    assert process.returncode == 0, errors[-2000:]
+    assert "Traceback" not in errors and "FATAL" not in errors and "Aborted" not in errors, errors[-3000:]
+    assert out.strip().splitlines()[-1].startswith("fused "), out
+    left = node_processes()
+    assert not left, f"node processes left running: {left}"
