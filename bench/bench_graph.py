@@ -1,6 +1,6 @@
 """End-to-end latency and throughput of the node graph, over real DDS, beside the model's forward time.
 
-    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20] [--seconds 8] [--processes] [--model PATH]
+    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20] [--seconds 8] [--processes] [--executor events|single] [--model PATH]
 
 Latency: the bench publishes the sample bag's frames as raw sensor messages at MM-Fi's 10 Hz
 (camera keypoints, LiDAR, radar, then the ten CSI packets) to the four sensor nodes.
@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, executor_kind  # noqa: E402 (no rclpy import)
 
 FRAME_MESSAGES = 14  # messages of a sample frame: ground truth, 3 clouds, 10 CSI packets
 
@@ -235,6 +236,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds counted per throughput rate")
     parser.add_argument("--processes", action="store_true", help="one process per node (as ros2 launch)")
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
     parser.add_argument("--domain", default="199", help="ROS_DOMAIN_ID for the bench")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = args.domain
@@ -244,6 +247,8 @@ def main() -> int:
 
     from mmhpe_ros.nodes.run_command import init_composed_process
 
+    os.environ[EXECUTOR_ENV] = executor_kind(args.executor)  # this process's nodes and --processes' alike
+    print(f"executor {os.environ[EXECUTOR_ENV]}")
     torch.set_num_threads(1)
     init_composed_process()  # as `mmhpe-ros run` does
     try:

@@ -1,6 +1,6 @@
 """Soak: the demo graph replaying the sample bag in a loop at a fast rate for minutes; memory and drops.
 
-    .venv/bin/python bench/bench_soak.py [--minutes 10] [--rate 10] [--model PATH]
+    .venv/bin/python bench/bench_soak.py [--minutes 10] [--rate 10] [--executor events|single] [--model PATH]
 
 Reports resident memory (RSS) after warm-up and at the end (goal: flat within 5 %), fused frames,
 the synchroniser's and the inference worker's drops, sync resets (one per bag loop) and the
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, executor_kind  # noqa: E402 (no rclpy import)
 
 WARM_UP_S = 5.0
 
@@ -83,6 +84,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=10.0, help="replay rate (x real time)")
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=None,
+                        help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
     parser.add_argument("--domain", default="197", help="ROS_DOMAIN_ID for the soak")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = args.domain
@@ -92,6 +95,8 @@ def main() -> int:
 
     from mmhpe_ros.nodes.run_command import init_composed_process
 
+    os.environ[EXECUTOR_ENV] = executor_kind(args.executor)  # the soak's nodes
+    print(f"executor {os.environ[EXECUTOR_ENV]}")
     torch.set_num_threads(1)
     init_composed_process()  # as `mmhpe-ros run` does
     try:

@@ -8,7 +8,7 @@ Parameters come from config/fusion.yaml; the arguments below override the few th
 The same graph runs without launch as `mmhpe-ros run` (mmhpe_ros/nodes/run_command.py).
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node, PushRosNamespace
@@ -19,6 +19,7 @@ PACKAGE = "mmhpe_ros"
 SENSOR_EXECUTABLES = {"rgb": "camera_node", "lidar": "lidar_node", "mmwave": "mmwave_node", "wifi": "wifi_node"}
 WORLD_FRAME = "mmfi"  # modalities.FRAME_IDS["world"]; the sensors' frames hang off it (identity until calibrated)
 SENSOR_FRAMES = ("camera", "lidar", "radar", "wifi")  # modalities.FRAME_IDS of the sensors
+EXECUTOR_ENV = "MMHPE_ROS_EXECUTOR"  # nodes/spin.EXECUTOR_ENV: the nodes' rclpy executor
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -32,6 +33,7 @@ def generate_launch_description() -> LaunchDescription:
     rate = LaunchConfiguration("rate")
     loop = LaunchConfiguration("loop")
     rviz = LaunchConfiguration("rviz")
+    executor = LaunchConfiguration("executor")
 
     arguments = [
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
@@ -54,6 +56,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("loop", default_value="true", description="replay the bag in a loop"),
         DeclareLaunchArgument(
             "rviz", default_value="false", description="start RViz with config/mmhpe.rviz (markers, clouds, ground truth)"),
+        DeclareLaunchArgument(
+            "executor", default_value="",
+            description="rclpy executor of the package's nodes: events or single; empty: events where rclpy has it "
+                        "(Kilted and later), else single"),
     ]
 
     def sensor_node(modality: str) -> Node:
@@ -98,4 +104,5 @@ def generate_launch_description() -> LaunchDescription:
             condition=IfCondition(rviz),
         ),
     ]
-    return LaunchDescription([*arguments, GroupAction([PushRosNamespace(namespace), *nodes])])
+    return LaunchDescription([*arguments, GroupAction([
+        PushRosNamespace(namespace), SetEnvironmentVariable(EXECUTOR_ENV, executor), *nodes])])

@@ -143,6 +143,16 @@ def test_launch_arguments_are_declared_and_parameters_are_real():
                     assert names - BUILTIN_PARAMETERS <= declared_parameters(name), (name, names)
 
 
+def test_the_executor_argument_sets_the_variable_the_nodes_read():
+    from mmhpe_ros.nodes.spin import EXECUTOR_ENV
+
+    tree = launch_source()
+    assert string_constants(tree)["EXECUTOR_ENV"] == EXECUTOR_ENV
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SetEnvironmentVariable"]
+    assert len(calls) == 1 and calls[0].args[0].id == "EXECUTOR_ENV"
+    assert ast.unparse(calls[0].args[1]) == "executor"
+
+
 def test_static_frames_are_the_packages_frames():
     constants = string_constants(launch_source())
     assert constants["WORLD_FRAME"] == FRAME_IDS["world"]

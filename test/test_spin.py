@@ -22,6 +22,8 @@ def test_the_choice_is_the_argument_then_the_environment_then_the_best_available
     monkeypatch.setattr(spin, "events_executor_available", lambda: True)
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
     assert executor_kind() == "events"
+    monkeypatch.setenv(EXECUTOR_ENV, "")  # the launch file's default
+    assert executor_kind() == "events"
     monkeypatch.setenv(EXECUTOR_ENV, "single")
     assert executor_kind() == "single"
     assert executor_kind("events") == "events"
@@ -151,3 +153,34 @@ def test_ctrl_c_stops_mmhpe_ros_run_cleanly_with_its_summary(mode, tmp_path):
     assert out.strip().splitlines()[-1].startswith("fused "), out
     left = node_processes()
     assert not left, f"node processes left running: {left}"
+
+
+@pytest.mark.parametrize("kind", executor_params())
+def test_parameter_services_answer_on_either_executor(ros, kind):
+    """`ros2 param describe` and `ros2 param set` reach a node through its parameter services."""
+    import rclpy
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import DescribeParameters, SetParameters
+    from rclpy.node import ParameterDescriptor
+
+    from mmhpe_ros.nodes.run_command import GraphSpinner
+
+    node = rclpy.create_node(f"described_{kind}")
+    node.declare_parameter("slop", 0.05, ParameterDescriptor(description="largest stamp spread in a set"))
+    caller = rclpy.create_node(f"caller_{kind}")
+    describe = caller.create_client(DescribeParameters, f"/described_{kind}/describe_parameters")
+    set_parameters = caller.create_client(SetParameters, f"/described_{kind}/set_parameters")
+    spinner = GraphSpinner([node, caller], kind)
+    try:
+        assert describe.wait_for_service(timeout_sec=10.0) and set_parameters.wait_for_service(timeout_sec=10.0)
+        described = describe.call(DescribeParameters.Request(names=["slop"]), timeout_sec=10.0)
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.08)
+        result = set_parameters.call(SetParameters.Request(parameters=[Parameter(name="slop", value=value)]),
+                                     timeout_sec=10.0)
+        slop = node.get_parameter("slop").value
+    finally:
+        spinner.stop()
+        node.destroy_node()
+        caller.destroy_node()
+    assert described.descriptors[0].description == "largest stamp spread in a set"
+    assert result.results[0].successful and slop == 0.08
