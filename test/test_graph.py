@@ -433,6 +433,7 @@ def test_run_command_with_a_process_per_node(tmp_path):
     assert summary.startswith("fused ") and "MPJPE" in summary and "n/a" not in summary, done.stdout
     with AnyReader([tmp_path / "out"], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts["/" + TOPICS.markers] >= 45, "about every frame of the 50-frame sample bag was fused"
+    assert counts["/" + TOPICS.markers] >= 45, f"about every frame of the 50-frame sample bag was fused and " \
+        f"recorded: {summary}; recorded {counts}; stderr: {done.stderr[-1500:]}"
     left = node_processes()
     assert not left, f"node processes left running: {left}"

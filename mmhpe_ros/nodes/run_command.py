@@ -36,6 +36,7 @@ NODE_CLASSES: dict[str, tuple[str, str]] = {  # node name -> (module, class), ev
     "replayer": ("mmhpe_ros.nodes.replayer", "Replayer"),
 }
 RECORDED_TOPICS = ("markers", "joints", "mpjpe")  # attributes of modalities.TOPICS
+RECORD_QUEUE_DEPTH = 1000  # reliable, as the fusion publishes; deep enough for a stalled recorder not to lose any
 # Python's GIL hand-over interval for the composed process (default 5 ms). With a dozen threads
 # (executors, replayer, inference) a shorter slice lets torch's worker get the GIL back between
 # operators sooner: measured 96 -> 102 fused frames/s at x10 replay on 2 cores (docs/nodes.md).
@@ -205,7 +206,7 @@ class Recorder:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
-        from mmhpe_ros.nodes.fusion import OUTPUT_QOS
+        from rclpy.qos import QoSProfile
 
         self.path = Path(path).with_suffix("")  # rosbag2 bags are folders
         if self.path.exists():
@@ -220,7 +221,8 @@ class Recorder:
                        "mpjpe": "std_msgs/msg/Float64"}[topic_attr]
             connection = self._writer.add_connection("/" + topic, msgtype, typestore=self._store)
             node.create_subscription(_message_class(msgtype), topic,
-                                     lambda data, c=connection: self._write(node, c, data), OUTPUT_QOS, raw=True)
+                                     lambda data, c=connection: self._write(node, c, data),
+                                     QoSProfile(depth=RECORD_QUEUE_DEPTH), raw=True)
 
     def _write(self, node: Any, connection: Any, data: bytes) -> None:
         self._writer.write(connection, node.get_clock().now().nanoseconds, data)
