@@ -185,3 +185,13 @@ def test_parameter_services_answer_on_either_executor(ros, kind):
         caller.destroy_node()
     assert described.descriptors[0].description == "largest stamp spread in a set"
     assert result.results[0].successful and slop == 0.08
+
+
+@pytest.mark.parametrize("mode", [[], ["--processes"]], ids=["one_process", "processes"])
+def test_mmhpe_ros_run_refuses_an_unknown_executor_before_starting_anything(mode):
+    env = dict(os.environ, ROS_DOMAIN_ID="189", **{EXECUTOR_ENV: "bogus"})
+    done = subprocess.run([sys.executable, "-m", "mmhpe_ros", "run", *mode, "--duration", "3"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"mmhpe-ros run: error: unknown executor 'bogus' (from {EXECUTOR_ENV}); "
+                                   "choose one of events, single")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
-from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, stop_signals_ignored
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, executor_kind, stop_signals_ignored
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
 SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class, node name)
@@ -155,7 +155,7 @@ class GraphSpinner:
     def __init__(self, nodes: Sequence[Any], executor: str | None = None) -> None:
         import threading
 
-        from mmhpe_ros.nodes.spin import executor_kind, make_executor
+        from mmhpe_ros.nodes.spin import make_executor
 
         self.kind = executor_kind(executor)
         self.executors = []
@@ -271,7 +271,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        return _run_processes(args) if args.processes else _run_composed(args)
+        kind = executor_kind(args.executor)  # before any node is made
+        return _run_processes(args, kind) if args.processes else _run_composed(args, kind)
     except (FileNotFoundError, ValueError) as error:  # a bad bag, model, parameter file or executor
         print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
         return 2
@@ -283,13 +284,10 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities}
 
 
-def _run_composed(args: argparse.Namespace) -> int:
+def _run_composed(args: argparse.Namespace, kind: str) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    from mmhpe_ros.nodes.spin import executor_kind
-
-    kind = executor_kind(args.executor)  # before any node is made
     init_composed_process()
     nodes: list[Any] = []
     recorder: Recorder | None = None
@@ -323,17 +321,15 @@ def _run_composed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_processes(args: argparse.Namespace) -> int:
+def _run_processes(args: argparse.Namespace, kind: str) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
     from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
-    from mmhpe_ros.nodes.spin import executor_kind
     from mmhpe_ros.resources import SAMPLE_BAG, default_params_path
     from mmhpe_ros.runtime.bag_source import BagSource
     from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
 
-    kind = executor_kind(args.executor)  # the nodes' processes get it from the environment
     params_path = args.params or default_params_path()
     params = load_parameter_file(params_path)
     overrides = graph_overrides(params, **_options(args))
@@ -350,7 +346,8 @@ def _run_processes(args: argparse.Namespace) -> int:
     try:
         commands = graph_commands(params_path, overrides)
         waiting_for = set(commands) - {"replayer"}
-        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes, env={EXECUTOR_ENV: kind})
+        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes,
+                               env={EXECUTOR_ENV: kind})  # the nodes' executor
         graph.wait_until(lambda: probe.count_publishers(TOPICS.ground_truth) > 0)  # the replayer is up
         _report(args, bag_s + float(replay.get("delay", 1.0)), watcher.progress, lambda: False, graph.alive, recorder)
         if not graph.alive():
