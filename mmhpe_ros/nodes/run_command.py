@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
-from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, executor_kind, stop_signals_ignored
+from mmhpe_ros.nodes.spin import (EXECUTOR_ENV, EXECUTORS, executor_kind, init_without_signal_handlers, make_executor,
+                                  spin_until, stop_signals_ignored)
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
 SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class, node name)
@@ -155,8 +156,6 @@ class GraphSpinner:
     def __init__(self, nodes: Sequence[Any], executor: str | None = None) -> None:
         import threading
 
-        from mmhpe_ros.nodes.spin import make_executor
-
         self.kind = executor_kind(executor)
         self.executors = []
         self.threads = []
@@ -177,8 +176,6 @@ class GraphSpinner:
         return all(thread.is_alive() for thread in self.threads)
 
     def _spin(self, executor: Any) -> None:
-        from mmhpe_ros.nodes.spin import spin_until
-
         try:
             spin_until(executor, lambda: self._stopping)
         except Exception:  # noqa: BLE001 - a handle destroyed under a callback while stopping is no error
@@ -244,8 +241,6 @@ def init_composed_process() -> None:
     without its signal handlers (SIGINT and SIGTERM raise KeyboardInterrupt in the main thread,
     which stops the executors' threads before rclpy shuts down)."""
     import signal
-
-    from mmhpe_ros.nodes.spin import init_without_signal_handlers
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
