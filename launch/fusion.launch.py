@@ -17,8 +17,8 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "mmhpe_ros"
 SENSOR_EXECUTABLES = {"rgb": "camera_node", "lidar": "lidar_node", "mmwave": "mmwave_node", "wifi": "wifi_node"}
-WORLD_FRAME = "mmfi"  # modalities.FRAME_IDS["world"]; the sensors' frames hang off it (identity until calibrated)
-SENSOR_FRAMES = ("camera", "lidar", "radar", "wifi")  # modalities.FRAME_IDS of the sensors
+WORLD_FRAME = "base_link"  # modalities.FRAME_IDS["base"]; the sensors' frames hang off it (identity until calibrated)
+SENSOR_FRAMES = ("camera_optical", "lidar", "radar", "wifi")  # modalities.FRAME_IDS of the sensors
 EXECUTOR_ENV = "MMHPE_ROS_EXECUTOR"  # nodes/spin.EXECUTOR_ENV: the nodes' rclpy executor
 
 

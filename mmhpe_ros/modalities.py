@@ -104,11 +104,13 @@ SENSOR_TOPICS: dict[str, str] = {
     "wifi": TOPICS.wifi_csi,
 }
 
-# Frame ids stamped into messages.
+# Frame ids: each sensor's own frame (as its driver stamps it) and the base frame of the rig, in
+# which the skeleton is published and the ground truth is given. The camera's is an optical frame
+# (REP 103: z forward, x right, y down), the frame CameraInfo describes.
 FRAME_IDS: dict[str, str] = {
-    "rgb": "camera",
+    "rgb": "camera_optical",
     "lidar": "lidar",
     "mmwave": "radar",
     "wifi": "wifi",
-    "world": "mmfi",
+    "base": "base_link",
 }

@@ -131,7 +131,7 @@ def test_topics_types_frame_ids_and_stamps(frames, tmp_path):
     marker_connection = next(c for topic, _, _, c in messages if topic == "/mmfi/sequence")
     assert marker_connection.ext.offered_qos_profiles[0].durability == QosDurability.TRANSIENT_LOCAL
 
-    frame_ids = {"/mmfi/ground_truth": FRAME_IDS["world"], "/camera/keypoints": FRAME_IDS["rgb"],
+    frame_ids = {"/mmfi/ground_truth": FRAME_IDS["base"], "/camera/keypoints": FRAME_IDS["rgb"],
                  "/lidar/points": FRAME_IDS["lidar"], "/radar/points": FRAME_IDS["mmwave"],
                  "/wifi/csi": FRAME_IDS["wifi"]}
     for topic, stamp, msg, _ in messages:

@@ -137,7 +137,7 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
         stamp = codecs.header_stamp_ns(joints_marker)
         assert stamp in expected, "marker stamps are the input frames' stamps"
         for marker in array.markers:
-            assert marker.header.frame_id == FRAME_IDS["world"] and marker.ns == "person0"
+            assert marker.header.frame_id == FRAME_IDS["base"] and marker.ns == "person0"
             assert marker.action == Marker.ADD and marker.lifetime.nanosec > 0
         assert (joints_marker.id, joints_marker.type, bones_marker.id, bones_marker.type) == \
             (0, Marker.SPHERE_LIST, 1, Marker.LINE_LIST)

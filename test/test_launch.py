@@ -155,19 +155,19 @@ def test_the_executor_argument_sets_the_variable_the_nodes_read():
 
 def test_static_frames_are_the_packages_frames():
     constants = string_constants(launch_source())
-    assert constants["WORLD_FRAME"] == FRAME_IDS["world"]
-    assert set(constants["SENSOR_FRAMES"]) == {v for k, v in FRAME_IDS.items() if k != "world"}
+    assert constants["WORLD_FRAME"] == FRAME_IDS["base"]
+    assert set(constants["SENSOR_FRAMES"]) == {v for k, v in FRAME_IDS.items() if k != "base"}
 
 
 def test_rviz_displays_name_real_topics_and_frame():
     config = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]
     # relative, as TOPICS: RViz started in the launch namespace (namespace:=...) finds them there
     topics = {getattr(TOPICS, f) for f in Topics.__dataclass_fields__}
-    topics |= {TOPICS.feature(m) for m in FRAME_IDS if m != "world"}
+    topics |= {TOPICS.feature(m) for m in FRAME_IDS if m != "base"}
     shown = [d["Topic"]["Value"] for d in config["Displays"] if "Topic" in d]
     assert {TOPICS.markers, TOPICS.ground_truth, TOPICS.lidar_points, TOPICS.mmwave_points} <= set(shown)
     assert set(shown) <= topics, f"unknown topics: {set(shown) - topics}"
-    assert config["Global Options"]["Fixed Frame"] == FRAME_IDS["world"]
+    assert config["Global Options"]["Fixed Frame"] == FRAME_IDS["base"]
     by_topic = {d["Topic"]["Value"]: d for d in config["Displays"] if "Topic" in d}
     # sensor streams are best effort: a reliable RViz subscription would never match them
     assert by_topic[TOPICS.lidar_points]["Topic"]["Reliability Policy"] == "Best Effort"

@@ -52,7 +52,7 @@ SENSOR_STREAMS: dict[str, Stream] = {
     "mmwave": Stream("/" + SENSOR_TOPICS["mmwave"], POINT_CLOUD2, FRAME_IDS["mmwave"]),
     "wifi": Stream("/" + SENSOR_TOPICS["wifi"], "sensor_msgs/msg/Image", FRAME_IDS["wifi"]),
 }
-GROUND_TRUTH_STREAM = Stream("/" + TOPICS.ground_truth, "geometry_msgs/msg/PoseArray", FRAME_IDS["world"])
+GROUND_TRUTH_STREAM = Stream("/" + TOPICS.ground_truth, "geometry_msgs/msg/PoseArray", FRAME_IDS["base"])
 SEQUENCE_STREAM = Stream("/" + TOPICS.sequence, "std_msgs/msg/String")
 
 # Point fields per point-set modality, in the order of the MM-Fi arrays' columns.

@@ -85,7 +85,7 @@ class FusionNode(Node):
                                     "synchroniser (bag loop, restarted sensor)")
         self.idle_flush_s = self._declare("idle_flush", 0.5, "wall seconds without any input after which "
                                           "pending sets are fused with what is there")
-        self.frame_id = self._declare("frame_id", FRAME_IDS["world"], "frame id of markers and joints")
+        self.frame_id = self._declare("frame_id", FRAME_IDS["base"], "frame id of markers and joints")
         self.color_mode = self._declare("color_mode", "confidence", f"skeleton colour: one of {COLOR_MODES} "
                                         "(confidence: each joint by the error the model card expects of it for "
                                         "the fused modalities; modalities: by how many were fused)")
