@@ -30,6 +30,7 @@ from mmhpe_ros.geometry.transforms import RigidTransform
 from mmhpe_ros.modalities import FRAME_IDS
 
 BASE_FRAME = FRAME_IDS["base"]
+GROUND_TRUTH_FRAME = "mmfi"  # the frame a dataset's ground truth is given in; the base frame unless listed
 PARAMETERS_KEY = "ros__parameters"
 WILDCARD = "/**"
 MAX_FILE_BYTES = 1 << 20
@@ -70,6 +71,11 @@ class Calibration:
             return self.extrinsics[frame]
         except KeyError:
             raise MissingTransformError(frame, self.base_frame, sorted(self.extrinsics), self.source) from None
+
+    def ground_truth_to_base(self) -> RigidTransform:
+        """``T_base_mmfi``: the dataset's ground-truth frame in the base frame (identity unless
+        ``extrinsics.mmfi`` is given, as `mmhpe-ros calibrate` writes for real MM-Fi)."""
+        return self.extrinsics.get(GROUND_TRUTH_FRAME, RigidTransform.identity())
 
     def camera(self, frame: str) -> CameraIntrinsics | None:
         return self.intrinsics.get(frame)
