@@ -394,12 +394,12 @@ def _report(args: argparse.Namespace, bag_s: float, progress: Callable[[], Progr
             alive: Callable[[], bool], recorder: Recorder | None) -> None:
     """Show progress once a second until --duration, the end of the bag (+2 s), ``finished()``,
     ``alive()`` turning false or Ctrl-C; then print the summary line."""
-    from tqdm import tqdm
+    from mmhpe_ros.progress import progress_bar
 
     total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
     start = time.monotonic()
     first: tuple[float, int] | None = None  # (time, count) at the first report with output
-    with tqdm(total=None if total is None else round(total), unit="s", desc="run",
+    with progress_bar(total=None if total is None else round(total), unit="s", desc="run",
               bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
         next_report = start + 1.0
         try:

@@ -97,9 +97,9 @@ def _check_data(config: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     from mmhpe_ros.model.checkpoint import load_model
+    from mmhpe_ros.progress import progress_bar
     from mmhpe_ros.resources import default_model_path
     from mmhpe_ros.train.data import FrameSubset, PoseDataset, frame_source, split_sources, strided
     from mmhpe_ros.train.distributed import resolve_device
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"none of the {len(frames)} {args.split} frames has any of the model's modalities "
                          f"{list(model.modalities)}")
     loader = DataLoader(ActionLabelled(dataset), batch_size=args.batch_size, shuffle=False)
-    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress, leave=False)
+    batches = progress_bar(loader, enabled=args.progress, desc="evaluate", unit="batch", leave=False)
     with torch.inference_mode():
         result = evaluate(model, batches, device, complete_only=args.complete_only)
 
