@@ -1,0 +1,91 @@
+"""Where each sensor frame is: frame id -> 4x4 pose in a base frame, read from a calibration file.
+
+The calibration file is a ROS 2 parameter file (read with :mod:`mmhpe_ros.runtime.params_file`)::
+
+    /**:
+      ros__parameters:
+        base_frame: base_link
+        extrinsics:      # pose of each sensor frame in base_frame: xyz metres, rpy radians (fixed axes X, Y, Z)
+          lidar: {xyz: [0.0, 0.0, 1.1], rpy: [0.0, 0.0, 0.0]}
+
+Frames the file does not name sit at the base frame's origin (identity), which is also where
+everything is without a file: the bags of `mmhpe-ros convert` and the sample hold points and
+skeletons in one world frame.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+EXTRINSICS_KEY = "extrinsics"
+BASE_FRAME_KEY = "base_frame"
+
+
+def pose_matrix(xyz: object, rpy: object) -> np.ndarray:
+    """4x4 pose from a translation (m) and roll, pitch, yaw (rad) about the fixed X, Y, Z axes."""
+    from scipy.spatial.transform import Rotation
+
+    translation = np.asarray(xyz, dtype=np.float64)
+    angles = np.asarray(rpy, dtype=np.float64)
+    if translation.shape != (3,) or angles.shape != (3,) or not (np.isfinite(translation).all()
+                                                                   and np.isfinite(angles).all()):
+        raise ValueError(f"a pose needs 3 finite xyz and 3 finite rpy values, got xyz={xyz!r}, rpy={rpy!r}")
+    pose = np.eye(4)
+    pose[:3, :3] = Rotation.from_euler("xyz", angles).as_matrix()
+    pose[:3, 3] = translation
+    return pose
+
+
+def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3+) points -> their x, y, z mapped by a 4x4 ``transform`` (extra columns dropped)."""
+    xyz = np.asarray(points, dtype=np.float64)[:, :3]
+    return xyz @ transform[:3, :3].T + transform[:3, 3]
+
+
+@dataclass(frozen=True)
+class FrameTransforms:
+    """Poses of named frames in ``base_frame``; a frame not listed is the base frame itself."""
+
+    base_frame: str = ""
+    poses: Mapping[str, np.ndarray] = field(default_factory=dict)
+    _warned: set = field(default_factory=set, compare=False, repr=False)
+
+    def pose(self, frame: str) -> np.ndarray:
+        """4x4 pose of ``frame`` in the base frame (identity for the base frame and unknown frames;
+        an unknown frame is warned about once when any pose is given)."""
+        if frame in self.poses:
+            return self.poses[frame]
+        if self.poses and frame != self.base_frame and frame not in self._warned:
+            self._warned.add(frame)
+            warnings.warn(f"no extrinsics for frame {frame!r} (known: {sorted(self.poses)}): drawn as if it were "
+                          f"{self.base_frame or 'the base frame'}", stacklevel=2)
+        return np.eye(4)
+
+    def between(self, target: str, source: str) -> np.ndarray:
+        """4x4 mapping points in ``source`` to ``target``."""
+        if target == source:
+            return np.eye(4)
+        return np.linalg.inv(self.pose(target)) @ self.pose(source)
+
+
+def read_calibration(path: str | Path) -> FrameTransforms:
+    """The sensor poses of a calibration file (module docstring); a clear ValueError for a bad one."""
+    from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
+
+    values = parameters_for(load_parameter_file(path), "mmhpe_render")  # the file's /** section
+    prefix = f"{EXTRINSICS_KEY}."
+    frames = sorted({name[len(prefix):].rsplit(".", 1)[0] for name in values if name.startswith(prefix)})
+    if not frames:
+        raise ValueError(f"{path}: no '{EXTRINSICS_KEY}' under '/**: ros__parameters:'")
+    poses = {}
+    for frame in frames:
+        xyz, rpy = values.get(f"{prefix}{frame}.xyz"), values.get(f"{prefix}{frame}.rpy")
+        try:
+            poses[frame] = pose_matrix(xyz, rpy)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {EXTRINSICS_KEY}.{frame}: {error}") from error
+    return FrameTransforms(str(values.get(BASE_FRAME_KEY, "")), poses)
