@@ -1,11 +1,14 @@
 """Progress bars: shown on a terminal, quiet on a pipe or file, forced by MMHPE_PROGRESS, off with enabled=False."""
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pty
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 
@@ -21,6 +24,7 @@ def _stderr_of_script(env: dict[str, str], terminal: bool) -> str:
         return subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                               timeout=60, check=True).stderr
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty is 0 columns wide
     try:
         subprocess.run([sys.executable, "-c", SCRIPT], env=env, stderr=follower, stdout=subprocess.DEVNULL,
                        timeout=60, check=True)

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=Path, default=None, metavar="OUT",
                         help="record markers, joints, MPJPE, ground truth and the sensors' points and keypoints "
                              "to a rosbag2 bag (folder OUT holding OUT.mcap) for `mmhpe-ros render`")
+    parser.add_argument("--foxglove", nargs="?", const="8765", default=None, metavar="[HOST:]PORT", type=_address,
+                        help="serve the skeleton, joints, point clouds and MPJPE to the Foxglove app over its "
+                             "WebSocket protocol (no ROS install needed; default 127.0.0.1:8765; docs/viewing.md)")
     parser.add_argument("--processes", action="store_true",
                         help="one process per node, as ros2 launch runs them (no shared GIL: keeps up at higher "
                              "replay rates on several cores); default: all nodes in this process")
@@ -240,6 +243,28 @@ class Recorder:
                 self._writer.close()
 
 
+def _address(text: str) -> str:
+    """--foxglove's argument, checked."""
+    from mmhpe_ros.viz.foxglove_channels import parse_address
+
+    try:
+        parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def foxglove_bridge(address: str) -> Any:
+    """The Foxglove bridge node serving on ``address`` ("PORT" or "HOST:PORT"; nodes/foxglove_bridge.py)."""
+    from rclpy.parameter import Parameter
+
+    from mmhpe_ros.nodes.foxglove_bridge import FoxgloveBridge
+    from mmhpe_ros.viz.foxglove_channels import parse_address
+
+    host, port = parse_address(address)
+    return FoxgloveBridge(parameter_overrides=[Parameter("host", value=host), Parameter("port", value=port)])
+
+
 def _message_class(msgtype: str) -> type:
     import importlib
 
@@ -303,6 +328,8 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
         replayer, fusion = nodes[0], nodes[-1]
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
+        if args.foxglove is not None:
+            nodes.append(foxglove_bridge(args.foxglove))
         spinner = GraphSpinner(nodes, kind)
         bag_s = (replayer.source.end_ns - replayer.source.start_ns) / 1e9 / replayer.player.clock.rate
 
@@ -346,7 +373,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     probe = rclpy.create_node("mmhpe_run_probe")
     watcher = DiagnosticsWatcher(probe)
     recorder = Recorder(probe, args.record) if args.record is not None else None
-    spinner = GraphSpinner([probe], kind)
+    bridge = foxglove_bridge(args.foxglove) if args.foxglove is not None else None
+    spinner = GraphSpinner([probe] + ([bridge] if bridge else []), kind)
     graph: GraphProcesses | None = None
     code = 0
     try:
@@ -371,6 +399,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
             if recorder is not None:
                 recorder.close()
             spinner.stop()
+            if bridge is not None:
+                bridge.destroy_node()
             probe.destroy_node()
             rclpy.try_shutdown()
     return code

@@ -61,8 +61,8 @@ class FrameTransforms:
             return self.poses[frame]
         if self.poses and frame != self.base_frame and frame not in self._warned:
             self._warned.add(frame)
-            warnings.warn(f"no extrinsics for frame {frame!r} (known: {sorted(self.poses)}): drawn as if it were "
-                          f"{self.base_frame or 'the base frame'}", stacklevel=2)
+            warnings.warn(f"no extrinsics for frame {frame!r} (known: {sorted(self.poses)}): taken to be "
+                          f"{self.base_frame or 'the base frame'} itself", stacklevel=2)
         return np.eye(4)
 
     def between(self, target: str, source: str) -> np.ndarray:

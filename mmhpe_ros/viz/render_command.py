@@ -45,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from mmhpe_ros.viz.frames import read_calibration
     from mmhpe_ros.viz.render import render
+
+    try:
+        import matplotlib  # noqa: F401  (Pillow comes with it)
+    except ImportError:
+        raise ValueError("pictures need matplotlib: pip install matplotlib  (or pip install .[plot])") from None
     from mmhpe_ros.viz.sources import read_frames
 
     if args.frames < 0:
