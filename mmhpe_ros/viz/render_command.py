@@ -59,13 +59,11 @@ def _run(args: argparse.Namespace) -> int:
     if not frames:
         raise ValueError(f"{args.source}: no frames to draw")
     done = render(frames, args.out, name=args.name, fps=args.fps, gif=args.gif, progress=args.progress)
-    errors = done.mpjpe_mm
-    mpjpe = f", MPJPE {sum(errors) / len(errors):.1f} mm" + (f" (mean of {len(errors)} frames)" if len(errors) > 1 else "") \
-        if errors else ""
-    pictures = done.pictures
-    named = str(pictures[0]) if len(pictures) == 1 else f"{len(pictures)} frames {pictures[0]} .. {pictures[-1].name}"
-    print(f"drew {named}{mpjpe} in {done.seconds:.1f} s")
+    errors, pictures = done.mpjpe_mm, done.pictures
+    mpjpe = "" if not errors else f", MPJPE {sum(errors) / len(errors):.1f} mm" + (
+        f" (mean of {len(errors)} frames)" if len(errors) > 1 else "")
+    print(f"drew {len(pictures)} frame{'s' * (len(pictures) > 1)} into {args.out} in {done.seconds:.1f} s{mpjpe}")
     if done.gif is not None:
-        print(f"wrote {done.gif}")
+        print(f"animation: {done.gif}")
     print(f"picture: {pictures[len(pictures) // 2]}")
     return 0
