@@ -21,7 +21,7 @@ from mmhpe_ros.nodes.replayer import _message_class  # pkg/msg/Name -> the rclpy
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.viz.foxglove_channels import (DEFAULT_HOST, DEFAULT_PORT, MESSAGE_ENCODING, SCHEMA_ENCODING,
                                              SENSOR_FRAMES, SERVED_TOPICS, TF_STATIC, channel_spec,
-                                             static_transforms)
+                                             parse_address, static_transforms)
 
 NODE_NAME = "mmhpe_foxglove"  # not foxglove_bridge: that is the ROS package's node
 SUBSCRIPTION_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches every publisher
@@ -80,6 +80,14 @@ class FoxgloveBridge(Node):
         if server is not None:
             server.stop()
         super().destroy_node()
+
+
+def bridge_for(address: str) -> FoxgloveBridge:
+    """The bridge serving on ``address`` ("PORT" or "HOST:PORT"), as `mmhpe-ros run --foxglove` makes it."""
+    from rclpy.parameter import Parameter
+
+    host, port = parse_address(address)
+    return FoxgloveBridge(parameter_overrides=[Parameter("host", value=host), Parameter("port", value=port)])
 
 
 def main(args: list[str] | None = None) -> None:

@@ -254,17 +254,6 @@ def _address(text: str) -> str:
     return text
 
 
-def foxglove_bridge(address: str) -> Any:
-    """The Foxglove bridge node serving on ``address`` ("PORT" or "HOST:PORT"; nodes/foxglove_bridge.py)."""
-    from rclpy.parameter import Parameter
-
-    from mmhpe_ros.nodes.foxglove_bridge import FoxgloveBridge
-    from mmhpe_ros.viz.foxglove_channels import parse_address
-
-    host, port = parse_address(address)
-    return FoxgloveBridge(parameter_overrides=[Parameter("host", value=host), Parameter("port", value=port)])
-
-
 def _message_class(msgtype: str) -> type:
     import importlib
 
@@ -326,10 +315,12 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     try:
         nodes = build_graph(args.params, **_options(args))
         replayer, fusion = nodes[0], nodes[-1]
+        if args.foxglove is not None:  # first: a port in use fails before anything is recorded
+            from mmhpe_ros.nodes.foxglove_bridge import bridge_for
+
+            nodes.append(bridge_for(args.foxglove))
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
-        if args.foxglove is not None:
-            nodes.append(foxglove_bridge(args.foxglove))
         spinner = GraphSpinner(nodes, kind)
         bag_s = (replayer.source.end_ns - replayer.source.start_ns) / 1e9 / replayer.player.clock.rate
 
@@ -372,9 +363,13 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     init_composed_process()  # the probe node's process
     probe = rclpy.create_node("mmhpe_run_probe")
     watcher = DiagnosticsWatcher(probe)
+    bridge = None
+    if args.foxglove is not None:
+        from mmhpe_ros.nodes.foxglove_bridge import bridge_for
+
+        bridge = bridge_for(args.foxglove)
     recorder = Recorder(probe, args.record) if args.record is not None else None
-    bridge = foxglove_bridge(args.foxglove) if args.foxglove is not None else None
-    spinner = GraphSpinner([probe] + ([bridge] if bridge else []), kind)
+    spinner = GraphSpinner([probe, *([bridge] if bridge else [])], kind)
     graph: GraphProcesses | None = None
     code = 0
     try:
