@@ -19,9 +19,12 @@ $(STAMP): requirements.txt requirements-ros.txt requirements-test.txt setup.py
 
 setup: $(STAMP)
 
-# `make demo RECORD=out/demo` also records markers and joints to out/demo/demo.mcap.
+# `make demo` replays the sample for 20 s, records it to $(RECORD)/bag (replaced) and draws one frame of it.
+RECORD ?= out/demo
 demo: $(STAMP)
-	$(VENV)/bin/mmhpe-ros run --duration 20 $(if $(RECORD),--record $(RECORD))
+	rm -rf $(RECORD)/bag
+	$(VENV)/bin/mmhpe-ros run --duration 20 --record $(RECORD)/bag
+	$(VENV)/bin/mmhpe-ros render $(RECORD)/bag --out $(RECORD) --frames 1 --no-progress
 
 test: $(STAMP)
 	$(PY) -m pytest -q test

@@ -37,9 +37,10 @@ setup(
         "PyYAML",
     ],
     extras_require={
-        "plot": ["matplotlib"],
+        "plot": ["matplotlib"],  # mmhpe-ros plot and render (Pillow comes with it)
+        "foxglove": ["foxglove-sdk>=0.30"],  # mmhpe-ros run --foxglove
         "camera": ["mediapipe==0.10.14", "pillow>=9"],  # BlazePose; CompressedImage decoding
-        "test": ["pytest", "pytest-timeout", "hypothesis"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "websockets"],
     },
     zip_safe=True,
     maintainer="mmhpe_ros developers",

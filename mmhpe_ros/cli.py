@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "mmhpe_ros.train.evaluate_command",
     "plot": "mmhpe_ros.train.plot_command",
     "run": "mmhpe_ros.nodes.run_command",
+    "render": "mmhpe_ros.viz.render_command",
     "calibrate": "mmhpe_ros.geometry.calibrate_command",
     "background": "mmhpe_ros.geometry.background_command",
 }

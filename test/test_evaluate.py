@@ -184,7 +184,7 @@ def saved(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_command_end_to_end(saved: tuple[Path, Path], tmp_path: Path, capsys) -> None:
-    weights, _ = saved
+    weights, tree = saved
     out = tmp_path / "eval"
     with pytest.warns(UserWarning, match="partial MM-Fi tree"):
         code = main(["evaluate", "--model", str(weights), "--out", str(out), "--batch-size", "4", "--no-progress"])
@@ -192,12 +192,29 @@ def test_command_end_to_end(saved: tuple[Path, Path], tmp_path: Path, capsys) ->
     printed = capsys.readouterr().out
     assert "S2 val, 6 frames" in printed  # the card's split: S05 validates under S2
     assert f"| {FULL} | 6 | 0 |" in printed
-    assert {p.name for p in out.iterdir()} == {"subsets.md", "subsets.csv", "actions.md", "actions.csv"}
+    assert {p.name for p in out.iterdir()} == {"subsets.md", "subsets.csv", "actions.md", "actions.csv",
+                                               "predictions.npz"}
     assert (out / "subsets.md").read_text().count("\n| ") == 16  # header + 15 subsets
+    _check_predictions(out, tree)
     with pytest.warns(UserWarning):
         assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "all"), "--split", "all",
                      "--setting", "S1", "--no-progress"]) == 0
     assert "P1 S1 all, 9 frames" in capsys.readouterr().out
+
+
+def _check_predictions(out: Path, tree: Path) -> None:
+    """predictions.npz: each frame's ground truth as the tree stores it, and fused predictions whose
+    MPJPE is the subset table's all-modality row."""
+    with np.load(out / "predictions.npz", allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    assert arrays["predicted"].shape == arrays["ground_truth"].shape == (6, 17, 3)
+    assert list(arrays["modalities"]) == list(MODALITIES)
+    for sequence, index, truth in zip(arrays["sequence"], arrays["frame"], arrays["ground_truth"]):
+        stored = np.load(tree / str(sequence) / "ground_truth.npy")[index]
+        np.testing.assert_allclose(truth, stored, atol=1e-6)
+    with open(out / "subsets.csv", newline="", encoding="utf-8") as file:
+        full = next(row for row in csv.DictReader(file) if row["subset"] == FULL)
+    assert mpjpe(arrays["predicted"], arrays["ground_truth"]) == pytest.approx(float(full["mpjpe_mm"]), abs=1e-3)
 
 
 def test_command_writes_expected_joint_errors_into_the_card(saved: tuple[Path, Path], tmp_path: Path,

@@ -134,7 +134,7 @@ def test_ctrl_c_stops_mmhpe_ros_run_cleanly_with_its_summary(mode, tmp_path):
     """Ctrl-C (SIGINT to the run, as a terminal sends it) while frames are fused at x4: exit 0, no
     traceback or FATAL callback error from a node, the summary line printed, no node left."""
     pytest.importorskip("rclpy", reason="rclpy not installed")
-    env = dict(os.environ, ROS_DOMAIN_ID="188" if mode else "189")
+    env = dict(os.environ, ROS_DOMAIN_ID="188" if mode else "189", MMHPE_PROGRESS="1")  # the bar on a pipe too
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "mmhpe_ros", "run", *mode, "--rate", "4", "--loop"],

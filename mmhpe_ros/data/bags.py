@@ -213,10 +213,10 @@ def convert(
 
 
 def _progress(source: Iterable[Frame], enabled: bool) -> Iterable[Frame]:
-    from tqdm import tqdm
+    from mmhpe_ros.progress import progress_bar
 
     total = len(source) if hasattr(source, "__len__") else None  # type: ignore[arg-type]
-    return tqdm(source, total=total, unit="frame", desc="convert", disable=not enabled)
+    return progress_bar(source, enabled=enabled, total=total, unit="frame", desc="convert")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -501,9 +501,9 @@ class MmfiDataset:
     def _progress(keys: list[SequenceKey], enabled: bool) -> Iterable[SequenceKey]:
         if not enabled:
             return keys
-        from tqdm import tqdm
+        from mmhpe_ros.progress import progress_bar
 
-        return tqdm(keys, unit="sequence", desc="index MM-Fi")
+        return progress_bar(keys, unit="sequence", desc="index MM-Fi")
 
     def _warn_partial(self, selected: set[SequenceKey], found: set[SequenceKey],
                       no_ground_truth: list[SequenceKey], no_folder: dict[str, list[SequenceKey]]) -> None:

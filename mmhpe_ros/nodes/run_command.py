@@ -4,8 +4,8 @@ The same nodes and the same config/fusion.yaml as `ros2 launch mmhpe_ros fusion.
 pip installs without launch: composed in one process, one executor thread per node, or with
 --processes one process per node as ros2 launch runs them (mmhpe_ros/nodes/processes.py); over
 DDS either way (RViz, Foxglove or `ros2 topic echo` on the same ROS_DOMAIN_ID see every topic). Prints fused frames/s and
-the running MPJPE against the bag's ground truth; --record writes markers, joints and MPJPE to an
-MCAP bag for Foxglove or `ros2 bag play`.
+the running MPJPE against the bag's ground truth; --record writes markers, joints, MPJPE, the ground
+truth and the sensors' points to an MCAP bag for `mmhpe-ros render`, Foxglove or `ros2 bag play`.
 
 Example: mmhpe-ros run --duration 20 --record out/skeleton
 """
@@ -15,6 +15,7 @@ import argparse
 import atexit
 import gc
 import sys
+import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -36,7 +37,6 @@ NODE_CLASSES: dict[str, tuple[str, str]] = {  # node name -> (module, class), ev
     "fusion_node": ("mmhpe_ros.nodes.fusion", "FusionNode"),
     "replayer": ("mmhpe_ros.nodes.replayer", "Replayer"),
 }
-RECORDED_TOPICS = ("markers", "joints", "mpjpe")  # attributes of modalities.TOPICS
 RECORD_QUEUE_DEPTH = 1000  # reliable, as the fusion publishes; deep enough for a stalled recorder not to lose any
 # Python's GIL hand-over interval for the composed process (default 5 ms). With a dozen threads
 # (executors, replayer, inference) a shorter slice lets torch's worker get the GIL back between
@@ -57,7 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run this many seconds, looping the bag as needed (default: to the end of the bag; "
                              "forever with --loop)")
     parser.add_argument("--record", type=Path, default=None, metavar="OUT",
-                        help="record markers, joints and MPJPE to a rosbag2 bag: folder OUT holding OUT.mcap")
+                        help="record markers, joints, MPJPE, ground truth and the sensors' points and keypoints "
+                             "to a rosbag2 bag (folder OUT holding OUT.mcap) for `mmhpe-ros render`")
+    parser.add_argument("--foxglove", nargs="?", const="8765", default=None, metavar="[HOST:]PORT", type=_address,
+                        help="serve the skeleton, joints, point clouds and MPJPE to the Foxglove app over its "
+                             "WebSocket protocol (no ROS install needed; default 127.0.0.1:8765; docs/viewing.md)")
     parser.add_argument("--processes", action="store_true",
                         help="one process per node, as ros2 launch runs them (no shared GIL: keeps up at higher "
                              "replay rates on several cores); default: all nodes in this process")
@@ -197,13 +201,18 @@ class GraphSpinner:
 
 
 class Recorder:
-    """Writes the fusion outputs, as received over DDS (CDR bytes), to an MCAP bag."""
+    """Writes the fusion outputs, the ground truth and the sensors' clouds and keypoints
+    (viz.topics.RECORDED_TOPICS, what `mmhpe-ros render` draws), as received over DDS (CDR bytes), to
+    an MCAP bag; log times on the system clock, as `ros2 bag record` writes them. :meth:`close` may
+    run while the node still spins: a message arriving then is dropped, not half written."""
 
     def __init__(self, node: Any, path: Path) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
-        from rclpy.qos import QoSProfile
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        from mmhpe_ros.viz.topics import RECORDED_TOPICS
 
         self.path = Path(path).with_suffix("")  # rosbag2 bags are folders
         if self.path.exists():
@@ -211,22 +220,38 @@ class Recorder:
         self._store = get_typestore(Stores.ROS2_KILTED)
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
+        self._lock = threading.Lock()
+        self._open = True
         self.count = 0
-        for topic_attr in RECORDED_TOPICS:
-            topic = getattr(TOPICS, topic_attr)
-            msgtype = {"markers": "visualization_msgs/msg/MarkerArray", "joints": "geometry_msgs/msg/PoseArray",
-                       "mpjpe": "std_msgs/msg/Float64"}[topic_attr]
-            connection = self._writer.add_connection("/" + topic, msgtype, typestore=self._store)
-            node.create_subscription(_message_class(msgtype), topic,
-                                     lambda data, c=connection: self._write(node, c, data),
-                                     QoSProfile(depth=RECORD_QUEUE_DEPTH), raw=True)
+        for topic in RECORDED_TOPICS:  # sensor streams are best effort: a reliable subscription would not match
+            reliability = ReliabilityPolicy.BEST_EFFORT if topic.sensor_data else ReliabilityPolicy.RELIABLE
+            connection = self._writer.add_connection("/" + topic.name, topic.msgtype, typestore=self._store)
+            node.create_subscription(_message_class(topic.msgtype), topic.name,
+                                     lambda data, c=connection: self._write(c, data),
+                                     QoSProfile(depth=RECORD_QUEUE_DEPTH, reliability=reliability), raw=True)
 
-    def _write(self, node: Any, connection: Any, data: bytes) -> None:
-        self._writer.write(connection, node.get_clock().now().nanoseconds, data)
-        self.count += 1
+    def _write(self, connection: Any, data: bytes) -> None:
+        with self._lock:
+            if self._open:
+                self._writer.write(connection, time.time_ns(), data)
+                self.count += 1
 
     def close(self) -> None:
-        self._writer.close()
+        with self._lock:
+            if self._open:
+                self._open = False
+                self._writer.close()
+
+
+def _address(text: str) -> str:
+    """--foxglove's argument, checked."""
+    from mmhpe_ros.viz.foxglove_channels import parse_address
+
+    try:
+        parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _message_class(msgtype: str) -> type:
@@ -290,6 +315,10 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     try:
         nodes = build_graph(args.params, **_options(args))
         replayer, fusion = nodes[0], nodes[-1]
+        if args.foxglove is not None:  # first: a port in use fails before anything is recorded
+            from mmhpe_ros.nodes.foxglove_bridge import bridge_for
+
+            nodes.append(bridge_for(args.foxglove))
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
         spinner = GraphSpinner(nodes, kind)
@@ -334,8 +363,13 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     init_composed_process()  # the probe node's process
     probe = rclpy.create_node("mmhpe_run_probe")
     watcher = DiagnosticsWatcher(probe)
+    bridge = None
+    if args.foxglove is not None:
+        from mmhpe_ros.nodes.foxglove_bridge import bridge_for
+
+        bridge = bridge_for(args.foxglove)
     recorder = Recorder(probe, args.record) if args.record is not None else None
-    spinner = GraphSpinner([probe], kind)
+    spinner = GraphSpinner([probe, *([bridge] if bridge else [])], kind)
     graph: GraphProcesses | None = None
     code = 0
     try:
@@ -360,6 +394,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
             if recorder is not None:
                 recorder.close()
             spinner.stop()
+            if bridge is not None:
+                bridge.destroy_node()
             probe.destroy_node()
             rclpy.try_shutdown()
     return code
@@ -394,12 +430,12 @@ def _report(args: argparse.Namespace, bag_s: float, progress: Callable[[], Progr
             alive: Callable[[], bool], recorder: Recorder | None) -> None:
     """Show progress once a second until --duration, the end of the bag (+2 s), ``finished()``,
     ``alive()`` turning false or Ctrl-C; then print the summary line."""
-    from tqdm import tqdm
+    from mmhpe_ros.progress import progress_bar
 
     total = args.duration if args.duration is not None else (None if args.loop else bag_s + 2.0)
     start = time.monotonic()
     first: tuple[float, int] | None = None  # (time, count) at the first report with output
-    with tqdm(total=None if total is None else round(total), unit="s", desc="run",
+    with progress_bar(total=None if total is None else round(total), unit="s", desc="run",
               bar_format="{desc} {n_fmt}/{total_fmt} s |{bar}|{postfix}") as bar:
         next_report = start + 1.0
         try:

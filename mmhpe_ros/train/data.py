@@ -125,9 +125,9 @@ class PoseDataset(Dataset):
         arrays[TARGET] = np.zeros((n, NUM_JOINTS, 3), dtype=np.float32)
         frames: Iterator[Frame] = iter(self.frames)
         if progress:
-            from tqdm import tqdm
+            from mmhpe_ros.progress import progress_bar
 
-            frames = tqdm(frames, total=n, unit="frame", desc="prepare frames", leave=False)
+            frames = progress_bar(frames, total=n, unit="frame", desc="prepare frames", leave=False)
         for i, frame in enumerate(frames):
             for key, value in self._sample(frame).items():
                 arrays[key][i] = value

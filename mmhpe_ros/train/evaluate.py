@@ -67,6 +67,8 @@ class FrameErrors:
     partial: np.ndarray  # bool: evaluated with only some of the subset's modalities
     actions: np.ndarray  # (F,) str; "" where the batches carried no action
     joint_error_mm: np.ndarray  # (F, K, J): each joint's error, NaN like mpjpe_mm
+    predicted: np.ndarray | None = None  # (F, J, 3) metres: the prediction of the last subset (all modalities)
+    target: np.ndarray | None = None  # (F, J, 3) metres: the ground truth
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
     device = torch.device(device)
     subsets = subsets_of(model.modalities)
     masks = torch.stack([model.presence_mask(s, 1, device)[0] for s in subsets])  # (K, M)
-    parts: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa": [], "partial": [], "action": [], "joint": []}
+    parts: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa": [], "partial": [], "action": [], "joint": [],
+                                          "predicted": [], "target": []}
     was_training = model.training
     model.eval()
     try:
@@ -194,6 +197,8 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
             parts["mpjpe"].append(joint.mean(axis=-1).T)
             parts["pa"].append(np.where(unused, np.nan, frame_pa_mpjpe(p, t)).T)
             parts["partial"].append((used & ~complete).cpu().numpy().T)
+            parts["predicted"].append(p[-1])
+            parts["target"].append(t[-1])
             actions = batch.get(ACTION)
             count = present.shape[0]
             parts["action"].append(np.array([""] * count if actions is None else [str(a) for a in actions]))
@@ -202,8 +207,11 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
     k = len(subsets)
     joined = {key: np.concatenate(v) if v else np.zeros((0, k)) for key, v in parts.items()}
     joints = np.concatenate(parts["joint"]) if parts["joint"] else np.zeros((0, k, NUM_JOINTS))
+    skeletons = {key: np.concatenate(parts[key]) if parts[key] else np.zeros((0, NUM_JOINTS, 3))
+                 for key in ("predicted", "target")}
     return FrameErrors(tuple(model.modalities), tuple(subsets), joined["mpjpe"], joined["pa"],
-                       joined["partial"].astype(bool), joined["action"].astype(str).reshape(-1), joints)
+                       joined["partial"].astype(bool), joined["action"].astype(str).reshape(-1), joints,
+                       skeletons["predicted"], skeletons["target"])
 
 
 def summarise(errors: FrameErrors, complete_only: bool = False) -> Evaluation:

@@ -2,7 +2,8 @@
 
 MPJPE and PA-MPJPE (mm) of every non-empty subset of the model's modalities (15 for four),
 overall and per action, on one split of an MM-Fi tree or of rosbag2 bags. Writes subsets.md,
-subsets.csv, actions.md and actions.csv into --out and prints the subset table.
+subsets.csv, actions.md and actions.csv into --out and prints the subset table; predictions.npz
+holds each frame's fused prediction and ground truth (`mmhpe-ros render` draws them).
 
 Which data: --data-root / --bags / --protocol / --setting / --split-seed on the command line win;
 otherwise the values of --config (a training YAML); without --config, the training data recorded
@@ -97,13 +98,14 @@ def _check_data(config: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     from mmhpe_ros.model.checkpoint import load_model
+    from mmhpe_ros.progress import progress_bar
     from mmhpe_ros.resources import default_model_path
-    from mmhpe_ros.train.data import FrameSubset, PoseDataset, frame_source, split_sources, strided
+    from mmhpe_ros.train.data import FrameSubset, PoseDataset, frame_source, source_index, split_sources, strided
     from mmhpe_ros.train.distributed import resolve_device
-    from mmhpe_ros.train.evaluate import ActionLabelled, evaluate
+    from mmhpe_ros.train.evaluate import ActionLabelled, frame_errors, summarise
+    from mmhpe_ros.viz.sources import EVALUATION_FRAMES, write_evaluation_frames
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -126,14 +128,19 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"none of the {len(frames)} {args.split} frames has any of the model's modalities "
                          f"{list(model.modalities)}")
     loader = DataLoader(ActionLabelled(dataset), batch_size=args.batch_size, shuffle=False)
-    batches = tqdm(loader, desc="evaluate", unit="batch", disable=not args.progress, leave=False)
+    batches = progress_bar(loader, enabled=args.progress, desc="evaluate", unit="batch", leave=False)
     with torch.inference_mode():
-        result = evaluate(model, batches, device, complete_only=args.complete_only)
+        errors = frame_errors(model, batches, device)
+    result = summarise(errors, args.complete_only)
 
     data_name = config.data_root or ", ".join(config.bags)
     title = (f"{model_path.name} on {data_name}: {config.protocol} {config.setting} {args.split}, "
              f"{result.frames} frames")
     paths = result.write(args.out, title)
+    index = source_index(dataset.frames)
+    paths[EVALUATION_FRAMES] = write_evaluation_frames(
+        Path(args.out) / EVALUATION_FRAMES, errors.predicted, errors.target,
+        [index[int(p)] for p in dataset.positions], model.modalities)
     print(f"# {title}" + (f" ({dataset.dropped} frames without any model modality dropped)" if dataset.dropped else ""))
     print(result.markdown(), end="")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -209,9 +209,9 @@ class Trainer:
         totals = torch.zeros(3, dtype=torch.float64, device=self.ctx.device)  # loss sum, penalty sum, batches
         batches = self.train_loader
         if self.config.progress and self.ctx.is_main:
-            from tqdm import tqdm
+            from mmhpe_ros.progress import progress_bar
 
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
+            batches = progress_bar(batches, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
         for number, batch in enumerate(batches):
             if number == 1:
                 pause_point(f"batch:{epoch}")

@@ -110,9 +110,9 @@ def write_tree(out: str | Path, subjects: Sequence[str], actions: Sequence[str],
 
 
 def _run(jobs: list[tuple[str, str, str, int, int]], workers: int, progress: bool) -> Iterator[int]:
-    from tqdm import tqdm
+    from mmhpe_ros.progress import progress_bar
 
-    bar = tqdm(total=len(jobs), unit="sequence", desc="synth", disable=not progress)
+    bar = progress_bar(enabled=progress, total=len(jobs), unit="sequence", desc="synth")
     try:
         if workers <= 1:
             results: Iterable[int] = map(_simulate_and_write, jobs)
