@@ -126,10 +126,10 @@ def _ghosts(scene: Scene, points: np.ndarray, rng: np.random.Generator) -> np.nd
     count = int(rng.poisson(scene.radar_ghost_rate))
     mirrored = rng.random(count) < 0.5 if len(points) else np.zeros(count, dtype=bool)
     source = points[rng.integers(0, max(len(points), 1), count)] if len(points) else np.zeros((count, 5))
-    radar = scene.radar.transform
-    base = radar.apply(source[:, :3])
+    radar = scene.radar
+    base = source[:, :3] @ radar.rotation().T + radar.position
     base[:, 2] *= -1.0  # mirrored in the floor
-    mirror = radar.inverse().apply(base)
+    mirror = radar.to_sensor(base)
     mirror *= 1.0 + rng.uniform(0.1, 0.4, count)[:, None] / np.maximum(np.linalg.norm(mirror, axis=1), 0.1)[:, None]
     anywhere = _random_clutter(scene, count, rng)
     ghosts = np.empty((count, 5))
