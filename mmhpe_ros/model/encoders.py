@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import MMWAVE_MASK
+from mmhpe_ros.model.inputs import MMWAVE_MASK, RGB_SCORE
 from mmhpe_ros.modalities import LIDAR_FIELDS, MMWAVE_FIELDS
 from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
@@ -28,15 +28,17 @@ def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
 
 
 class KeypointEncoder(nn.Module):
-    """2D keypoints (B, 17, 2) -> feature: an MLP on the flattened, image-normalised coordinates."""
+    """Keypoints on the person's plane (B, 17, 3) and their scores (B, 17) -> feature: an MLP on
+    the flattened coordinates and scores (model/body.py: a keypoint of score 0 is all zeros)."""
 
     def __init__(self, config: ModelConfig, key: str = "rgb") -> None:
         super().__init__()
         self.key = key
-        self.net = mlp([NUM_KEYPOINTS_2D * 2, 256, 256, config.feature_dim])
+        self.net = mlp([NUM_KEYPOINTS_2D * 4, 256, 256, config.feature_dim])
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        return self.net(inputs[self.key].flatten(1))
+        keypoints = inputs[self.key]
+        return self.net(torch.cat([keypoints.flatten(1), inputs[RGB_SCORE]], dim=1))
 
 
 class PointEncoder(nn.Module):

@@ -1,24 +1,20 @@
-"""Raw frame arrays (``Frame.data``) -> model-ready float32 arrays; shared by training and the nodes.
+"""The model's inputs: shapes, absent stand-ins, CSI normalisation, and the whole path for one frame.
 
-Every function is deterministic (the same input gives the same output) and vectorised.
-:func:`prepare_inputs` returns, for each modality of ``config.modalities``:
+The path from ``Frame.data`` (raw arrays in each sensor's frame) to the model has two stages,
+shared by training and the nodes: :mod:`.observe` (each modality alone: into the base frame, the
+person found, a root estimate per modality; the sensor nodes run it) and :mod:`.body` (one fused
+root, every observation centred on it; the fusion node runs it). :func:`prepare_inputs` runs
+both for one frame. The model predicts joints relative to the root; adding the root back gives
+the skeleton in the base frame.
 
-- ``rgb`` (17, 2): keypoints in pixels mapped to [-1, 1] by the image size
-  (``modalities.IMAGE_WIDTH`` x ``IMAGE_HEIGHT``); non-finite keypoints become 0.
-- ``lidar`` (lidar_points, 3): finite points, evenly strided down to ``lidar_points`` when there
-  are more, repeated cyclically when there are fewer, times ``point_scale``.
-- ``mmwave`` (mmwave_points, 5) and ``mmwave_mask`` (mmwave_points,) bool: finite points
-  (evenly strided when too many), zero padded; the mask marks real points. xyz times
-  ``point_scale``, doppler and intensity times ``mmwave_feature_scale``.
-- ``wifi`` (2, 3, 114, 10): [amplitude, phase]. Amplitude as MM-Fi's official loader does it:
-  inf -> NaN, NaN filled with the mean of the same packet (the (3, 114) slice of that packet),
-  then min-max normalised to [0, 1] over the whole block. Phase sanitised: non-finite -> 0,
-  unwrapped along the subcarriers, the least-squares line across subcarriers removed (per antenna
-  and packet: removes the linear phase of timing offset and the constant of phase offset), times
-  ``csi_phase_scale``.
+:func:`input_shapes` lists the model's arrays (docs/architecture.md, "Model API"); a missing
+modality is zeros with ``present`` False (:func:`absent_modality`).
 
-plus ``present`` (M,) bool. A modality missing from ``data`` (or with no usable value: no finite
-point, all-NaN keypoints or CSI) gives zeros and ``present`` False.
+WiFi (:func:`prepare_csi`): amplitude as MM-Fi's official loader does it: inf -> NaN, NaN filled
+with the mean of the same packet (the (3, 114) slice of that packet), then min-max normalised to
+[0, 1] over the whole block. Phase sanitised: non-finite -> 0, unwrapped along the subcarriers,
+the least-squares line across subcarriers removed (per antenna and packet: removes the linear
+phase of timing offset and the constant of phase offset), times ``csi_phase_scale``.
 """
 from __future__ import annotations
 
@@ -32,8 +28,6 @@ from mmhpe_ros.modalities import (
     CSI_ANTENNAS,
     CSI_PACKETS_PER_FRAME,
     CSI_SUBCARRIERS,
-    IMAGE_HEIGHT,
-    IMAGE_WIDTH,
     LIDAR_FIELDS,
     MMWAVE_FIELDS,
 )
@@ -41,14 +35,15 @@ from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
 CSI_SHAPE = (2, CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS_PER_FRAME)
 MMWAVE_MASK = "mmwave_mask"
+RGB_SCORE = "rgb_score"
 PRESENT = "present"
 
 
 def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Shape and dtype of every array :func:`prepare_inputs` returns (one sample, no batch axis)."""
+    """Shape and dtype of every model input array (one sample, no batch axis)."""
     f32, boolean = np.dtype(np.float32), np.dtype(bool)
     all_shapes = {
-        "rgb": {"rgb": ((NUM_KEYPOINTS_2D, 2), f32)},
+        "rgb": {"rgb": ((NUM_KEYPOINTS_2D, 3), f32), RGB_SCORE: ((NUM_KEYPOINTS_2D,), f32)},
         "lidar": {"lidar": ((config.lidar_points, len(LIDAR_FIELDS)), f32)},
         "mmwave": {
             "mmwave": ((config.mmwave_points, len(MMWAVE_FIELDS)), f32),
@@ -61,104 +56,28 @@ def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dty
     return shapes
 
 
+def modality_keys(modality: str, config: ModelConfig) -> list[str]:
+    """The input arrays that belong to ``modality``."""
+    return [k for k in input_shapes(config) if k != PRESENT and k.split("_")[0] == modality]
+
+
 def absent_modality(modality: str, config: ModelConfig) -> dict[str, np.ndarray]:
     """The zero arrays that stand in for a missing modality."""
     shapes = input_shapes(config)
-    keys = [modality, MMWAVE_MASK] if modality == "mmwave" else [modality]
-    return {k: np.zeros(*shapes[k]) for k in keys}
+    return {k: np.zeros(*shapes[k]) for k in modality_keys(modality, config)}
 
 
-def prepare_modality(modality: str, raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
-    """One modality's raw array -> (its model-ready arrays, whether it carries any information)."""
-    if modality == "rgb":
-        arrays, present = _prepare_rgb(raw)
-    elif modality == "lidar":
-        arrays, present = _prepare_lidar(raw, config)
-    elif modality == "mmwave":
-        arrays, present = _prepare_mmwave(raw, config)
-    elif modality == "wifi":
-        arrays, present = _prepare_wifi(raw, config)
-    else:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {config.modalities}")
-    return (arrays if present else absent_modality(modality, config)), present
+def prepare_inputs(data: Mapping[str, np.ndarray], rig, config: ModelConfig
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """One frame's raw ``data`` (sensor frames) -> (model inputs, root (3,) in the base frame), or
+    (all-absent inputs, None) when no modality found the person. ``rig``: :class:`.observe.Rig`."""
+    from mmhpe_ros.model.body import model_inputs
+    from mmhpe_ros.model.observe import observe
 
-
-def prepare_inputs(data: Mapping[str, np.ndarray], config: ModelConfig) -> dict[str, np.ndarray]:
-    """``Frame.data`` -> float32 model inputs for ``config.modalities`` plus ``present`` (M,) bool.
-
-    Modalities of ``data`` that the model does not use are ignored.
-    """
-    inputs: dict[str, np.ndarray] = {}
-    present = np.zeros(config.num_modalities, dtype=bool)
-    for i, modality in enumerate(config.modalities):
-        raw = data.get(modality)
-        if raw is None:
-            inputs.update(absent_modality(modality, config))
-            continue
-        arrays, present[i] = prepare_modality(modality, raw, config)
-        inputs.update(arrays)
-    inputs[PRESENT] = present
-    return inputs
-
-
-# -- one function per modality ------------------------------------------------------------------
-
-
-def _checked(raw: np.ndarray, modality: str, shape: tuple[int | None, ...]) -> np.ndarray:
-    """``raw`` as float64, or a ValueError naming the modality and the expected shape."""
-    array = np.asarray(raw)
-    ok = array.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, array.shape))
-    if not ok or not np.issubdtype(array.dtype, np.number):
-        expected = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-        raise ValueError(
-            f"Frame.data[{modality!r}]: expected a numeric array of shape {expected}, "
-            f"got {array.dtype} {array.shape}"
-        )
-    return array.astype(np.float64, copy=False)
-
-
-def _prepare_rgb(raw: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
-    keypoints = np.asarray(raw)
-    if keypoints.ndim == 2 and keypoints.shape[1] == 3:  # (u, v, score) from a detector
-        keypoints = keypoints[:, :2]
-    keypoints = _checked(keypoints, "rgb", (NUM_KEYPOINTS_2D, 2))
-    finite = np.isfinite(keypoints)
-    size = np.array([IMAGE_WIDTH, IMAGE_HEIGHT], dtype=np.float64)
-    normalised = np.where(finite, keypoints / size * 2.0 - 1.0, 0.0)
-    return {"rgb": normalised.astype(np.float32)}, bool(finite.any())
-
-
-def _strided(count: int, wanted: int) -> np.ndarray:
-    """``wanted`` indices spread evenly over ``range(count)`` (count >= wanted)."""
-    return (np.arange(wanted, dtype=np.int64) * count) // wanted
-
-
-def _finite_rows(points: np.ndarray) -> np.ndarray:
-    return points[np.isfinite(points).all(axis=1)]
-
-
-def _prepare_lidar(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
-    points = _finite_rows(_checked(raw, "lidar", (None, len(LIDAR_FIELDS))))
-    count, wanted = len(points), config.lidar_points
-    if count == 0:
-        return {}, False
-    index = _strided(count, wanted) if count >= wanted else np.arange(wanted) % count
-    return {"lidar": (points[index] * config.point_scale).astype(np.float32)}, True
-
-
-def _prepare_mmwave(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
-    points = _finite_rows(_checked(raw, "mmwave", (None, len(MMWAVE_FIELDS))))
-    count, wanted = len(points), config.mmwave_points
-    if count == 0:
-        return {}, False
-    if count > wanted:
-        points, count = points[_strided(count, wanted)], wanted
-    scale = np.array([config.point_scale] * 3 + list(config.mmwave_feature_scale))
-    padded = np.zeros((wanted, len(MMWAVE_FIELDS)), dtype=np.float32)
-    padded[:count] = points * scale
-    mask = np.zeros(wanted, dtype=bool)
-    mask[:count] = True
-    return {"mmwave": padded, MMWAVE_MASK: mask}, True
+    observation = observe(data, rig, config)
+    batch = {k: v[None] for k, v in observation.items()}
+    inputs, root, person = model_inputs(batch, config, rig.region, rig.ground_height)
+    return {k: v[0] for k, v in inputs.items()}, (root[0] if person[0] else None)
 
 
 def normalise_csi_amplitude(amplitude: np.ndarray) -> np.ndarray:
@@ -185,8 +104,12 @@ def sanitise_csi_phase(phase: np.ndarray) -> np.ndarray:
     return phase - slope[:, None, :] * k[None, :, None] - intercept[:, None, :]
 
 
-def _prepare_wifi(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
-    csi = _checked(raw, "wifi", CSI_SHAPE)
+def prepare_csi(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
+    """A (2, 3, 114, 10) [amplitude, phase] block -> ({"wifi": normalised float32}, any amplitude finite)."""
+    csi = np.asarray(raw)
+    if csi.shape != CSI_SHAPE or not np.issubdtype(csi.dtype, np.number):
+        raise ValueError(f"Frame.data['wifi']: expected a numeric array of shape {CSI_SHAPE}, got {csi.dtype} {csi.shape}")
+    csi = csi.astype(np.float64, copy=False)
     amplitude, phase = csi[0], csi[1]
     if not np.isfinite(amplitude).any():
         return {}, False
