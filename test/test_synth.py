@@ -24,7 +24,7 @@ from mmhpe_ros.geometry.transforms import RigidTransform
 from mmhpe_ros.metrics import mpjpe
 from mmhpe_ros.modalities import ACTION_NAMES, FRAME_IDS, IMAGE_HEIGHT, IMAGE_WIDTH, MODALITIES, SUBJECTS
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import prepare_modality
+from mmhpe_ros.model.inputs import prepare_csi
 from mmhpe_ros.skeleton import BONES, JOINT_INDEX
 
 SUBJECTS_RUN, ACTIONS, FRAMES = ("S01", "S11"), ("A06", "A13"), 3
@@ -355,7 +355,7 @@ def test_csi_has_the_mmfi_shape_and_inf_amplitudes_are_handled(moving):
     assert amplitude.shape[1:] == (3, 114, 10) and np.isinf(amplitude).any()
     assert np.isfinite(phase).all() and np.abs(phase).max() <= np.pi
     frame = int(np.flatnonzero(np.isinf(amplitude).any(axis=(1, 2, 3)))[0])
-    arrays, present = prepare_modality("wifi", np.stack([amplitude[frame], phase[frame]]), ModelConfig())
+    arrays, present = prepare_csi(np.stack([amplitude[frame], phase[frame]]), ModelConfig())
     assert present and np.isfinite(arrays["wifi"]).all()
 
 
@@ -439,25 +439,38 @@ VALIDATION = ("S04", "S14", "S24", "S34")  # choose the ridge strength
 TEST = ("S05", "S15", "S25", "S35")  # held out, as in MM-Fi's cross-subject setting
 QUALITY_ACTIONS = ("A01", "A03", "A06", "A09", "A12", "A13", "A17", "A19", "A22", "A27")
 QUALITY_FRAMES = 3
-CONFIG = ModelConfig(lidar_points=256, mmwave_points=32)
+LIDAR_POINTS, RADAR_POINTS = 256, 32
+
+
+def strided(points: np.ndarray, count: int) -> np.ndarray:
+    """``count`` finite rows of ``points`` spread evenly (zero padded when fewer), flattened."""
+    points = points[np.isfinite(points).all(axis=1)]
+    out = np.zeros((count, points.shape[1]))
+    rows = points[(np.arange(count) * len(points)) // count] if len(points) >= count else points
+    out[:len(rows)] = rows
+    return out.ravel()
+
+
+def modality_features(data, i: int) -> dict[str, np.ndarray]:
+    """Flat features of frame ``i`` per modality: keypoints scaled to [-1, 1] (NaN -> 0), LiDAR and
+    radar points moved into base_link with the rig's calibration and strided, normalised CSI."""
+    lidar, radar = (data.calibration.to_base(FRAME_IDS[m]) for m in ("lidar", "mmwave"))
+    keypoints = data.rgb[i] / [IMAGE_WIDTH, IMAGE_HEIGHT] * 2 - 1
+    csi, _ = prepare_csi(np.stack([data.csi_amplitude[i], data.csi_phase[i]]), ModelConfig())
+    return {"rgb": np.nan_to_num(keypoints, nan=0.0).ravel(), "lidar": strided(lidar.apply(data.lidar[i]), LIDAR_POINTS),
+            "mmwave": strided(radar.apply(data.mmwave[i]), RADAR_POINTS), "wifi": csi["wifi"].ravel().astype(np.float64)}
 
 
 def features(subjects: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Flattened model inputs per modality and the joints, the person on the nominal spot and the
-    points moved into base_link with the rig's calibration (as the pipeline does)."""
+    """Features per modality and the joints of ``subjects``, the person on the nominal spot."""
     inputs: dict[str, list[np.ndarray]] = {m: [] for m in MODALITIES}
     joints = []
     for subject in subjects:
         for action in QUALITY_ACTIONS:
             data = simulate_sequence(subject, action, QUALITY_FRAMES, 0, placement=NOMINAL_PLACEMENT)
-            lidar, radar = (data.calibration.to_base(FRAME_IDS[m]) for m in ("lidar", "mmwave"))
             for i in range(data.num_frames):
-                raw = {"rgb": data.rgb[i], "lidar": lidar.apply(data.lidar[i]), "mmwave": radar.apply(data.mmwave[i]),
-                       "wifi": np.stack([data.csi_amplitude[i], data.csi_phase[i]])}
-                for modality in MODALITIES:
-                    arrays, _ = prepare_modality(modality, raw[modality], CONFIG)
-                    flat = np.concatenate([a.ravel() for a in arrays.values()])
-                    inputs[modality].append(flat.astype(np.float64))
+                for modality, flat in modality_features(data, i).items():
+                    inputs[modality].append(flat)
                 joints.append(data.joints[i].ravel())
     return {m: np.array(v) for m, v in inputs.items()}, np.array(joints)
 
