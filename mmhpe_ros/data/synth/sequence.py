@@ -74,6 +74,16 @@ def _lidar_scan(scene: Scene, spec: LidarSpec) -> tuple[ScanGrid, np.ndarray]:
     return grid, room_distances(scene, grid)
 
 
+def _rig(environment: str, seed: int, mounts: Mapping[str, MountChange] | None,
+         spec: LidarSpec) -> tuple[Scene, tuple[ScanGrid, np.ndarray]]:
+    """The environment's scene with ``mounts`` changed, and its LiDAR scan (cached when unchanged)."""
+    scene = environment_scene(environment, seed)
+    if not mounts:
+        return scene, _cached_scan(environment, seed, spec)
+    scene = scene.with_mounts(mounts)
+    return scene, _lidar_scan(scene, spec)
+
+
 def _streams(seed: int, subject: str, action: str) -> dict[str, np.random.Generator]:
     numbers = (int(subject[1:]), int(action[1:]))
     return {name: np.random.default_rng([seed, 3, *numbers, stream]) for stream, name in enumerate(STREAMS)}
@@ -95,12 +105,7 @@ def simulate_sequence(subject: str, action: str, frames: int, seed: int, *,
         raise ValueError(f"frames must be at least 1, got {frames}")
     key = sequence_key(subject, action)
     rng = _streams(seed, subject, action)
-    scene = environment_scene(key.environment, seed)
-    if mounts:
-        scene = scene.with_mounts(mounts)
-        grid, room = _lidar_scan(scene, lidar)
-    else:
-        grid, room = _cached_scan(key.environment, seed, lidar)
+    scene, (grid, room) = _rig(key.environment, seed, mounts, lidar)
     drawn = draw_placement(rng["placement"])
     placement = (placement or drawn) if person else None
     motion = sequence_motion(subject_body(int(subject[1:]), seed), action, rng["motion"], placement) \
