@@ -5,9 +5,9 @@ environment gets its own room, furniture, sensor mounts and noise levels, drawn 
 from (seed, environment). Everything is given in the rig's base frame ``base_link`` (REP 103:
 x forward from the rig into the room, y left, z up; origin on the floor below the rig; metres).
 
-Each sensor is mounted on its own: height 0.6-1.6 m, yaw +-35 degrees, pitch -5..+15 degrees
-(positive looks down: ROS's pitch, a rotation about y), roll +-2 degrees, a few centimetres of
-offset. A mount's body axes are REP 103 (x forward along the sensor's boresight, y left, z up);
+Each sensor is mounted on its own: height 0.6-1.6 m, yaw +-30 degrees, pitch -5..+15 degrees
+(positive looks down: ROS's pitch, a rotation about y; roughly aimed at a person's chest), roll
++-2 degrees, a few centimetres of offset. A mount's body axes are REP 103 (x forward along the sensor's boresight, y left, z up);
 the camera's optical frame (z forward, x right, y down) is its mount rotated by
 :data:`OPTICAL_IN_CAMERA`. :meth:`Scene.calibration` is the rig's true calibration.
 """
