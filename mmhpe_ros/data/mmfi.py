@@ -60,7 +60,8 @@ POINT_COLUMNS: dict[str, int] = {"lidar": len(LIDAR_FIELDS), "mmwave": len(MMWAV
 POINT_DTYPE = np.dtype("<f8")  # MM-Fi .bin files: raw little-endian float64
 MISSING_MODES = ("skip", "absent")
 GROUND_TRUTH_CACHE = 8  # sequences whose ground truth a dataset keeps in memory (FIFO)
-CALIBRATION_FOLDER = "calibration"
+CALIBRATION_FOLDER = "calibration"  # ROOT/calibration/E0x.yaml: each environment's rig (not part of MM-Fi)
+BACKGROUND_FOLDER = "background"  # ROOT/background/E0x.npz: each environment's LiDAR background (optional)
 
 
 class MmfiFormatError(ValueError):
@@ -94,6 +95,11 @@ def frame_path(root: str | Path, key: SequenceKey, modality: str, index: int) ->
 def calibration_path(root: str | Path, environment: str) -> Path:
     """``<root>/calibration/E01.yaml``: where a tree keeps the calibration of an environment."""
     return Path(root, CALIBRATION_FOLDER, f"{environment}.yaml")
+
+
+def background_path(root: str | Path, environment: str) -> Path:
+    """``<root>/background/E01.npz``: where a tree keeps an environment's LiDAR background model."""
+    return Path(root, BACKGROUND_FOLDER, f"{environment}.npz")
 
 
 def tree_calibrations(root: str | Path, environments: Iterable[str] = ENVIRONMENTS) -> dict[str, str]:

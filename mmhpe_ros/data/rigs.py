@@ -12,20 +12,10 @@ from pathlib import Path
 from typing import Mapping
 
 from mmhpe_ros.data.frames import SequenceKey
+from mmhpe_ros.data.mmfi import CALIBRATION_FOLDER, background_path, calibration_path
 from mmhpe_ros.geometry.background import BackgroundModel
 from mmhpe_ros.geometry.calibration import Calibration, load_calibration
 from mmhpe_ros.model.observe import Rig
-
-CALIBRATION_FOLDER = "calibration"
-BACKGROUND_FOLDER = "background"
-
-
-def calibration_path(root: str | Path, environment: str) -> Path:
-    return Path(root) / CALIBRATION_FOLDER / f"{environment}.yaml"
-
-
-def background_path(root: str | Path, environment: str) -> Path:
-    return Path(root) / BACKGROUND_FOLDER / f"{environment}.npz"
 
 
 class RigCatalogue:

@@ -86,12 +86,19 @@ class BackgroundModel:
         return int(self.occupied.sum())
 
     def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` (np.load reads it); the bytes depend only on the model (fixed zip dates)."""
+        import zipfile
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as file:
-            np.savez_compressed(file, version=np.int32(FORMAT_VERSION), voxel=np.float64(self.voxel),
-                                origin=self.origin, occupied=np.packbits(self.occupied.ravel()),
-                                shape=np.array(self.occupied.shape, dtype=np.int64))
+        arrays = {"version": np.int32(FORMAT_VERSION), "voxel": np.float64(self.voxel), "origin": self.origin,
+                  "occupied": np.packbits(self.occupied.ravel()), "shape": np.array(self.occupied.shape, dtype=np.int64)}
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w") as file:
+                    np.lib.format.write_array(file, np.asarray(value), allow_pickle=False)
         return path
 
     @classmethod

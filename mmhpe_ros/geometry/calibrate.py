@@ -40,8 +40,9 @@ class Fit:
     """An estimated sensor pose (``T_base_sensor``) and how well the data fit it."""
 
     transform: RigidTransform
-    residual_m: float  # median absolute residual (metres; pixels for a camera)
+    residual_m: float  # median absolute residual of the inliers (metres; pixels for a camera)
     points: int  # observations used
+    inliers: float = 1.0  # fraction of them within 3 robust scales of the body surface
 
 
 def base_from_ground_truth(joints: np.ndarray) -> RigidTransform:
@@ -134,7 +135,8 @@ def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_fr
     static scene, :func:`moving_points`) and that frame's ground-truth joints (F, 17, 3, base frame).
 
     Starts from a grid of yaw and pitch angles (translation from the centroids), keeps the four
-    best starts by the robust cost and refines each (:func:`_robust_icp`)."""
+    best starts by the robust cost and refines each (:func:`_robust_icp`); with ``radar`` noise
+    given, the best is refined with the radar's measurement model (:func:`_radar_refine`)."""
     rng = np.random.default_rng(seed)
     joints = np.asarray(joints, dtype=np.float64)
     usable = [i for i, c in enumerate(clouds) if len(c) >= 3]
@@ -168,7 +170,9 @@ def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_fr
         if best is None or cost < best[0]:
             best = (cost, rotation, translation, residual)
     _, rotation, translation, residual = best
-    return Fit(RigidTransform(rotation, translation), float(np.median(np.abs(residual))), len(points))
+    inliers = np.abs(residual) <= 3 * scale_m
+    return Fit(RigidTransform(rotation, translation), float(np.median(np.abs(residual[inliers]))) if inliers.any()
+               else float("nan"), len(points), float(inliers.mean()))
 
 
 def _dlt(points: np.ndarray, pixels: np.ndarray) -> np.ndarray:

@@ -81,7 +81,7 @@ def calibrate_frames(frames: list):
         fit = fit_point_sensor(moving_points(clouds), joints, scale_m=scale)
         extrinsics[FRAME_IDS[modality]] = fit.transform
         lines.append(f"{FRAME_IDS[modality]}: xyz {_rounded(fit.transform.xyz)} rpy {_rounded(fit.transform.rpy)}, "
-                     f"median residual {fit.residual_m * 100:.1f} cm over {fit.points} points")
+                     f"{fit.inliers:.0%} of {fit.points} points on the body (median distance {fit.residual_m * 100:.1f} cm)")
     keypoints = np.array([f.data["rgb"][:, :2] if "rgb" in f.data else np.full((17, 2), np.nan) for f in frames])
     try:
         fit, camera = fit_camera(keypoints, joints, IMAGE_WIDTH, IMAGE_HEIGHT)

@@ -6,6 +6,7 @@
     <out>/E0x/Syy/Azz/mmwave/frameNNN.bin       raw little-endian float64, (N, 5)
     <out>/E0x/Syy/Azz/wifi-csi/frameNNN.mat     MATLAB v5: CSIamp, CSIphase (3, 114, 10) float64
     <out>/calibration/E0x.yaml                  the environment's rig (geometry.calibration format)
+    <out>/background/E0x.npz                    its LiDAR background model (geometry.background, empty-room scans)
 
 Points are in each sensor's own frame, keypoints in the camera's pixels, the ground truth in
 base_link; the calibration files map the sensor frames to base_link. The official layout
@@ -26,12 +27,13 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mmhpe_ros.data.mmfi import CALIBRATION_FOLDER, calibration_path, frame_file_name, sequence_dir
+from mmhpe_ros.data.mmfi import (BACKGROUND_FOLDER, CALIBRATION_FOLDER, background_path, calibration_path,
+                                 frame_file_name, sequence_dir)
 from mmhpe_ros.data.synth.lidar import SCANS
 from mmhpe_ros.data.synth.scene import environment_scene
 from mmhpe_ros.data.synth.sequence import SequenceData, simulate_sequence
 from mmhpe_ros.geometry.calibration import write_calibration
-from mmhpe_ros.modalities import ENVIRONMENTS, GROUND_TRUTH_FILE, MMFI_FORMATS, environment_of
+from mmhpe_ros.modalities import ENVIRONMENTS, FRAME_IDS, GROUND_TRUTH_FILE, MMFI_FORMATS, environment_of
 
 MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by mmhpe-ros synth (simulated MM-Fi CSI)"
 MAT_TEXT_BYTES = 116  # the descriptive text field of a MATLAB v5 header
@@ -84,6 +86,29 @@ def write_calibrations(root: str | Path, environments: Iterable[str], seed: int)
     return total
 
 
+BACKGROUND_FRAMES = 20  # empty-room scans per environment for its background model
+
+
+def write_backgrounds(root: str | Path, environments: Iterable[str], seed: int, lidar_scan: str = "sector") -> int:
+    """Write each environment's LiDAR background model (:class:`BackgroundModel` of
+    ``BACKGROUND_FRAMES`` simulated scans of the empty room, as `mmhpe-ros background` builds it
+    from a bag) beside the tree; returns the bytes written."""
+    from mmhpe_ros.geometry.background import BackgroundModel
+    from mmhpe_ros.geometry.localise import LidarSettings
+    from mmhpe_ros.modalities import SUBJECTS
+
+    total = 0
+    for environment in sorted(set(environments)):
+        subject = next(s for s in SUBJECTS if environment_of(s) == environment)
+        empty = simulate_sequence(subject, "A01", BACKGROUND_FRAMES, seed, lidar=SCANS[lidar_scan], person=False)
+        to_base = empty.calibration.to_base(FRAME_IDS["lidar"])
+        floor = empty.calibration.ground_height + LidarSettings().ground_clearance
+        scans = [to_base.apply(points) for points in empty.lidar]
+        model = BackgroundModel.build([p[p[:, 2] > floor] for p in scans])
+        total += model.save(background_path(root, environment)).stat().st_size
+    return total
+
+
 @dataclass(frozen=True)
 class TreeSummary:
     """What :func:`write_tree` wrote."""
@@ -93,10 +118,11 @@ class TreeSummary:
     bytes: int
 
 
-def _is_calibration_folder(entry: Path) -> bool:
-    """A ``calibration`` folder holding only the generator's ``E0x.yaml`` files."""
-    names = {f"{environment}.yaml" for environment in ENVIRONMENTS}
-    return entry.is_dir() and entry.name == CALIBRATION_FOLDER and all(
+def _is_generated_folder(entry: Path) -> bool:
+    """A ``calibration`` or ``background`` folder holding only the generator's ``E0x`` files."""
+    suffix = {CALIBRATION_FOLDER: ".yaml", BACKGROUND_FOLDER: ".npz"}.get(entry.name)
+    names = {f"{environment}{suffix}" for environment in ENVIRONMENTS}
+    return suffix is not None and entry.is_dir() and all(
         p.name in names and p.is_file() and not p.is_symlink() for p in entry.iterdir())
 
 
@@ -112,11 +138,12 @@ def prepare_output(out: str | Path, overwrite: bool) -> Path:
         raise FileExistsError(f"{out}: not empty; pass --overwrite to replace an MM-Fi tree there")
     if entries:
         foreign = [e.name for e in entries
-                   if not ((e.is_dir() and e.name in ENVIRONMENTS) or _is_calibration_folder(e))]
+                   if not ((e.is_dir() and e.name in ENVIRONMENTS) or _is_generated_folder(e))]
         if foreign:
             raise FileExistsError(
                 f"{out}: holds {foreign[:3]}, not only MM-Fi environment folders (E01..E04) and "
-                f"the generator's {CALIBRATION_FOLDER}/E0x.yaml files; refusing to delete it"
+                f"the generator's {CALIBRATION_FOLDER}/E0x.yaml and {BACKGROUND_FOLDER}/E0x.npz files; "
+                "refusing to delete it"
             )
         for entry in entries:
             shutil.rmtree(entry)
@@ -138,7 +165,8 @@ def write_tree(out: str | Path, subjects: Sequence[str], actions: Sequence[str],
         raise ValueError(f"lidar_scan must be one of {sorted(SCANS)}, got {lidar_scan!r}")
     out = prepare_output(out, overwrite)
     jobs = [(str(out), s, a, frames, seed, lidar_scan) for s in subjects for a in actions]
-    total = write_calibrations(out, (environment_of(s) for s in subjects), seed)
+    environments = sorted({environment_of(s) for s in subjects})
+    total = write_calibrations(out, environments, seed) + write_backgrounds(out, environments, seed, lidar_scan)
     for written in _run(jobs, workers, progress):
         total += written
     return TreeSummary(len(jobs), len(jobs) * frames, total)
