@@ -135,8 +135,7 @@ def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_fr
     static scene, :func:`moving_points`) and that frame's ground-truth joints (F, 17, 3, base frame).
 
     Starts from a grid of yaw and pitch angles (translation from the centroids), keeps the four
-    best starts by the robust cost and refines each (:func:`_robust_icp`); with ``radar`` noise
-    given, the best is refined with the radar's measurement model (:func:`_radar_refine`)."""
+    best by the robust cost and refines each (:func:`_robust_icp`)."""
     rng = np.random.default_rng(seed)
     joints = np.asarray(joints, dtype=np.float64)
     usable = [i for i, c in enumerate(clouds) if len(c) >= 3]
