@@ -129,7 +129,7 @@ def _robust_icp(points: np.ndarray, frame_of: np.ndarray, centres: np.ndarray, r
     return rotation, translation, residual
 
 
-def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_frames: int = 150,
+def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_points: int = 15_000,
                      points_per_frame: int = 100, scale_m: float = 0.03, seed: int = 0) -> Fit:
     """``T_base_sensor`` from the person's points of each frame (sensor frame; already without the
     static scene, :func:`moving_points`) and that frame's ground-truth joints (F, 17, 3, base frame).
@@ -141,7 +141,9 @@ def fit_point_sensor(clouds: Sequence[np.ndarray], joints: np.ndarray, *, max_fr
     usable = [i for i, c in enumerate(clouds) if len(c) >= 3]
     if len(usable) < 10:
         raise ValueError(f"calibration needs at least 10 frames in which the sensor sees the person, got {len(usable)}")
-    chosen = [usable[i] for i in np.linspace(0, len(usable) - 1, min(max_frames, len(usable))).astype(int)]
+    per_frame = min(points_per_frame, float(np.mean([len(clouds[i]) for i in usable])))
+    frames = int(np.clip(max_points / per_frame, 10, len(usable)))  # sparse sensors (radar): more frames
+    chosen = [usable[i] for i in np.linspace(0, len(usable) - 1, frames).astype(int)]
     points, frame_of = [], []
     for number, index in enumerate(chosen):
         cloud = np.asarray(clouds[index], dtype=np.float64)[:, :3]
