@@ -89,24 +89,28 @@ def write_calibrations(root: str | Path, environments: Iterable[str], seed: int)
 BACKGROUND_FRAMES = 20  # empty-room scans per environment for its background model
 
 
-def write_backgrounds(root: str | Path, environments: Iterable[str], seed: int, lidar_scan: str = "sector") -> int:
-    """Write each environment's LiDAR background model (:class:`BackgroundModel` of
-    ``BACKGROUND_FRAMES`` simulated scans of the empty room, as `mmhpe-ros background` builds it
-    from a bag) beside the tree; returns the bytes written."""
+def empty_room_background(environment: str, seed: int, lidar_scan: str = "sector", mounts=None):
+    """The LiDAR background model of ``environment``'s empty room (:class:`BackgroundModel` of
+    ``BACKGROUND_FRAMES`` simulated scans, above the floor, as `mmhpe-ros background` builds one
+    from a bag)."""
     from mmhpe_ros.geometry.background import BackgroundModel
     from mmhpe_ros.geometry.localise import LidarSettings
     from mmhpe_ros.modalities import SUBJECTS
 
-    total = 0
-    for environment in sorted(set(environments)):
-        subject = next(s for s in SUBJECTS if environment_of(s) == environment)
-        empty = simulate_sequence(subject, "A01", BACKGROUND_FRAMES, seed, lidar=SCANS[lidar_scan], person=False)
-        to_base = empty.calibration.to_base(FRAME_IDS["lidar"])
-        floor = empty.calibration.ground_height + LidarSettings().ground_clearance
-        scans = [to_base.apply(points) for points in empty.lidar]
-        model = BackgroundModel.build([p[p[:, 2] > floor] for p in scans])
-        total += model.save(background_path(root, environment)).stat().st_size
-    return total
+    subject = next(s for s in SUBJECTS if environment_of(s) == environment)
+    empty = simulate_sequence(subject, "A01", BACKGROUND_FRAMES, seed, lidar=SCANS[lidar_scan], person=False,
+                              mounts=mounts)
+    to_base = empty.calibration.to_base(FRAME_IDS["lidar"])
+    floor = empty.calibration.ground_height + LidarSettings().ground_clearance
+    scans = [to_base.apply(points) for points in empty.lidar]
+    return BackgroundModel.build([p[p[:, 2] > floor] for p in scans])
+
+
+def write_backgrounds(root: str | Path, environments: Iterable[str], seed: int, lidar_scan: str = "sector") -> int:
+    """Write each environment's LiDAR background model (:func:`empty_room_background`) beside the
+    tree; returns the bytes written."""
+    return sum(empty_room_background(environment, seed, lidar_scan).save(background_path(root, environment))
+               .stat().st_size for environment in sorted(set(environments)))
 
 
 @dataclass(frozen=True)
