@@ -1,27 +1,29 @@
-"""Model-ready features as standard messages: the contract between sensor nodes and the fusion node.
+"""What each sensor observed, as standard messages: the contract between the sensor nodes and
+the fusion node.
 
-A sensor node turns its raw input into exactly the arrays :func:`model.inputs.prepare_modality`
-returns and publishes them on ``TOPICS.feature(modality)`` (:func:`feature_topic`), stamped with
-the source message's stamp. The fusion node gets the same arrays back with :func:`read_features`
-(same keys, shapes, dtypes, values), so the model sees what it would see offline.
+A sensor node runs stage 1 of the model inputs (:mod:`mmhpe_ros.model.observe`: its data in the
+base frame, the person found) and publishes the observation arrays on ``TOPICS.feature(modality)``
+(:func:`feature_topic`), stamped with the source message's stamp, in the base frame. The fusion
+node gets the same arrays back with :func:`read_features` (same keys, shapes, dtypes, values),
+recomputes each modality's root estimate from them and runs stage 2 (:mod:`mmhpe_ros.model.body`),
+so the model sees what it would see offline.
 
-Carriers (standard messages, so ``ros2 topic echo`` and bags work without custom interfaces):
+Carriers (standard messages, so ``ros2 topic echo``, RViz and bags work without custom interfaces):
 
-- ``rgb``: ``sensor_msgs/PointCloud2`` of the 17 keypoints, float32 fields ``u``, ``v`` (the
-  model's normalised [-1, 1] image units) and ``score`` (the detector's confidence; 1 when the
-  source has none, 0 where a keypoint was not finite).
-- ``lidar``: PointCloud2, float32 ``x``, ``y``, ``z``: the ``config.lidar_points`` model points.
-- ``mmwave``: PointCloud2, float32 ``x``, ``y``, ``z``, ``velocity``, ``intensity``: only the
-  real points (at most ``config.mmwave_points``); the zero padding and ``mmwave_mask`` are
-  rebuilt on reading.
+- ``rgb``: ``sensor_msgs/PointCloud2`` of the 17 keypoint rays, float32 fields ``ox``, ``oy``,
+  ``oz`` (the camera centre), ``dx``, ``dy``, ``dz`` (the unit ray) and ``score`` (0: no ray).
+- ``lidar``: PointCloud2, float32 ``x``, ``y``, ``z``: the person's ``config.lidar_points`` points.
+- ``mmwave``: PointCloud2, float32 ``x``, ``y``, ``z``, ``velocity``, ``intensity``: the radar's
+  points in the search region (at most ``observe.RADAR_POINTS``); padding and ``mmwave_valid``
+  are rebuilt on reading.
 - ``wifi``: ``sensor_msgs/Image`` ``32FC1`` of the (2, 3, 114, 10) block in C order as rows =
   2 * 3 * 114 = 684 (channel [amplitude, phase], then antenna, then subcarrier) and
   cols = 10 (packets).
 
-A message with no points (or an empty image) stands for "nothing usable": it reads back as
-:func:`model.inputs.absent_modality`; :func:`features_present` tells the two apart. (The sensor
-nodes publish nothing in that case and count it as ``empty`` in their diagnostics, so the fusion
-node's deadline policy treats the modality as missing.)
+A message with no points (or an empty image) stands for "observed nothing" (no person-shaped
+cluster, no keypoint): it reads back as :func:`model.observe.empty_observation`;
+:func:`features_present` tells the two apart. The sensor nodes publish it, so the fusion node
+knows the frame was seen and can say "nobody there" without waiting for a deadline.
 """
 from __future__ import annotations
 
@@ -29,20 +31,21 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mmhpe_ros.modalities import KEYPOINT_FIELDS, LIDAR_FIELDS, MMWAVE_FIELDS, TOPICS
+from mmhpe_ros.modalities import LIDAR_FIELDS, MMWAVE_FIELDS, TOPICS
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import CSI_SHAPE, MMWAVE_MASK, absent_modality, input_shapes
+from mmhpe_ros.model.inputs import CSI_SHAPE
+from mmhpe_ros.model.observe import RADAR_POINTS, empty_observation, observation_shapes
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
 from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
+RAY_FIELDS = ("ox", "oy", "oz", "dx", "dy", "dz", "score")
 # PointCloud2 fields of the point-carried modalities, in the columns' order.
 FEATURE_FIELDS: dict[str, tuple[str, ...]] = {
-    "rgb": KEYPOINT_FIELDS,
+    "rgb": RAY_FIELDS,
     "lidar": LIDAR_FIELDS,
     "mmwave": MMWAVE_FIELDS,
 }
-SCORE_KEY = "rgb_score"  # optional (17,) keypoint confidences next to the "rgb" array
 WIFI_IMAGE_SHAPE = (int(np.prod(CSI_SHAPE[:-1])), CSI_SHAPE[-1])  # (684, 10)
 FEATURE_MESSAGE_TYPES: dict[str, str] = {
     "rgb": "sensor_msgs/msg/PointCloud2",
@@ -61,12 +64,11 @@ def feature_topic(modality: str) -> str:
 def features_message(
     types: codecs.MessageTypes, header: Any, modality: str, arrays: Mapping[str, np.ndarray]
 ) -> Any:
-    """The message carrying ``arrays`` (one modality's output of ``prepare_modality``).
+    """The message carrying ``arrays`` (one modality's observation arrays, model/observe.py).
 
-    ``header`` is used as given (the source stamp, the modality's frame id). For ``rgb`` an
-    optional ``arrays[SCORE_KEY]`` (17,) gives the keypoint scores (default 1). Pass an empty
-    mapping for "nothing usable" (an empty message). Raises :class:`CodecError` for missing
-    arrays or wrong shapes.
+    ``header`` is used as given (the source stamp, the base frame). Pass an empty mapping for
+    "observed nothing" (an empty message). Raises :class:`CodecError` for missing arrays or wrong
+    shapes.
     """
     _check_modality(modality)
     if not arrays:
@@ -78,20 +80,18 @@ def features_message(
         block = _array(arrays, "wifi", CSI_SHAPE)
         return codecs.create_float_image(types, header, block.reshape(WIFI_IMAGE_SHAPE))
     if modality == "rgb":
-        keypoints = _array(arrays, "rgb", (NUM_KEYPOINTS_2D, 2))
-        score = arrays.get(SCORE_KEY)
-        score = np.ones(NUM_KEYPOINTS_2D, np.float32) if score is None else np.asarray(score, np.float32)
-        if score.shape != (NUM_KEYPOINTS_2D,):
-            raise CodecError(f"rgb features: {SCORE_KEY} must be ({NUM_KEYPOINTS_2D},), got {score.shape}")
-        points = np.column_stack([keypoints, score])
+        rays = _array(arrays, "rgb_rays", (NUM_KEYPOINTS_2D, 3))
+        origin = _array(arrays, "rgb_origin", (3,))
+        score = _array(arrays, "rgb_score", (NUM_KEYPOINTS_2D,))
+        points = np.column_stack([np.broadcast_to(origin, (NUM_KEYPOINTS_2D, 3)), rays, score])
     elif modality == "lidar":
-        points = _array(arrays, "lidar", (None, len(LIDAR_FIELDS)))
+        points = _array(arrays, "lidar_points", (None, len(LIDAR_FIELDS)))
     else:
-        padded = _array(arrays, "mmwave", (None, len(MMWAVE_FIELDS)))
-        mask = np.asarray(arrays.get(MMWAVE_MASK, np.ones(len(padded), bool)), dtype=bool)
-        if mask.shape != (len(padded),):
-            raise CodecError(f"mmwave features: {MMWAVE_MASK} must be ({len(padded)},), got {mask.shape}")
-        points = padded[mask]
+        padded = _array(arrays, "mmwave_points", (None, len(MMWAVE_FIELDS)))
+        valid = np.asarray(arrays.get("mmwave_valid", np.ones(len(padded), bool)), dtype=bool)
+        if valid.shape != (len(padded),):
+            raise CodecError(f"mmwave features: mmwave_valid must be ({len(padded)},), got {valid.shape}")
+        points = padded[valid]
     return codecs.create_points(types, header, points, FEATURE_FIELDS[modality])
 
 
@@ -101,21 +101,21 @@ def features_present(msg: Any) -> bool:
 
 
 def read_features(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.ndarray]:
-    """Inverse of :func:`features_message`: the arrays ``prepare_modality`` gave, for ``config``.
+    """Inverse of :func:`features_message`: the observation arrays of ``modality`` for ``config``.
 
-    Raises :class:`CodecError` when the message does not fit the model (e.g. a LiDAR cloud of
-    another point count than ``config.lidar_points``, more radar points than
-    ``config.mmwave_points``, a wifi image that is not 684 x 10) or holds non-finite values
-    (``prepare_modality`` never produces them).
+    Raises :class:`CodecError` when the message does not fit the model (a LiDAR cloud of another
+    point count than ``config.lidar_points``, more than ``RADAR_POINTS`` radar points, a wifi
+    image that is not 684 x 10, not 17 keypoint rays) or holds non-finite values.
     """
     _check_modality(modality)
     if modality not in config.modalities:
         raise CodecError(f"{modality} features: the model fuses only {list(config.modalities)}")
     if not features_present(msg):
-        return absent_modality(modality, config)
+        return empty_observation(modality, config)
     arrays = _decode(modality, msg, config)
-    if not np.isfinite(arrays[modality]).all():
-        raise CodecError(f"{modality} features: non-finite values (as float32)")
+    bad = [key for key, array in arrays.items() if array.dtype.kind == "f" and not np.isfinite(array).all()]
+    if bad:
+        raise CodecError(f"{modality} features: non-finite values in {bad} (as float32)")
     return arrays
 
 
@@ -126,22 +126,25 @@ def _decode(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.ndarra
             raise CodecError(f"wifi features: image is {image.shape}, expected {WIFI_IMAGE_SHAPE} (rows x packets)")
         with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN from absurd values: refused by the caller
             return {"wifi": image.astype(np.float32).reshape(CSI_SHAPE)}
-    columns = FEATURE_FIELDS[modality][:2] if modality == "rgb" else FEATURE_FIELDS[modality]
-    points = codecs.read_point_columns(msg, columns, dtype=np.float32)
-    shapes = input_shapes(config)
+    with np.errstate(over="ignore", invalid="ignore"):
+        points = codecs.read_point_columns(msg, FEATURE_FIELDS[modality], dtype=np.float32)
+    if modality == "rgb":
+        if points.shape != (NUM_KEYPOINTS_2D, len(RAY_FIELDS)):
+            raise CodecError(f"rgb features: {len(points)} keypoint rays, expected {NUM_KEYPOINTS_2D}")
+        return {"rgb_rays": np.array(points[:, 3:6]), "rgb_origin": np.array(points[0, :3]),
+                "rgb_score": np.array(points[:, 6])}
     if modality == "mmwave":
-        wanted = config.mmwave_points
-        if len(points) > wanted:
-            raise CodecError(f"mmwave features: {len(points)} points, the model takes at most {wanted}")
-        padded = np.zeros(shapes["mmwave"][0], dtype=np.float32)
+        if len(points) > RADAR_POINTS:
+            raise CodecError(f"mmwave features: {len(points)} points, at most {RADAR_POINTS} are observed")
+        padded = np.zeros(observation_shapes(config)["mmwave_points"][0], dtype=np.float32)
         padded[:len(points)] = points
-        mask = np.zeros(wanted, dtype=bool)
-        mask[:len(points)] = True
-        return {"mmwave": padded, MMWAVE_MASK: mask}
-    expected = shapes[modality][0]
+        valid = np.zeros(RADAR_POINTS, dtype=bool)
+        valid[:len(points)] = True
+        return {"mmwave_points": padded, "mmwave_valid": valid}
+    expected = observation_shapes(config)["lidar_points"][0]
     if points.shape != expected:
-        raise CodecError(f"{modality} features: {len(points)} points, the model takes {expected[0]}")
-    return {modality: np.array(points, dtype=np.float32)}  # a writable copy, not a buffer view
+        raise CodecError(f"lidar features: {len(points)} points, the model takes {expected[0]}")
+    return {"lidar_points": np.array(points, dtype=np.float32)}  # a writable copy, not a buffer view
 
 
 def _check_modality(modality: str) -> None:
