@@ -10,12 +10,16 @@ Every function is deterministic (the same input gives the same output) and vecto
 - ``mmwave`` (mmwave_points, 5) and ``mmwave_mask`` (mmwave_points,) bool: finite points
   (evenly strided when too many), zero padded; the mask marks real points. xyz times
   ``point_scale``, doppler and intensity times ``mmwave_feature_scale``.
-- ``wifi`` (2, 3, 114, 10): [amplitude, phase]. Amplitude as MM-Fi's official loader does it:
-  inf -> NaN, NaN filled with the mean of the same packet (the (3, 114) slice of that packet),
-  then min-max normalised to [0, 1] over the whole block. Phase sanitised: non-finite -> 0,
-  unwrapped along the subcarriers, the least-squares line across subcarriers removed (per antenna
-  and packet: removes the linear phase of timing offset and the constant of phase offset), times
-  ``csi_phase_scale``.
+- ``wifi`` (2, 3, 114, 10): [amplitude, phase], and ``wifi_mask`` (10,) bool: the packets that
+  were measured. A missing packet (no finite amplitude) is filled from its neighbours in time
+  (:func:`mmhpe_ros.model.csi.fill_csi_gaps`: linear interpolation, the nearest packet at the
+  window's edges) and marked False in the mask, never left at 0. Amplitude as MM-Fi's official
+  loader does it: inf -> NaN, NaN filled with the mean of the same packet (the (3, 114) slice of
+  that packet), then min-max normalised to [0, 1] over the whole block. Phase sanitised:
+  non-finite -> 0, unwrapped along the subcarriers, the least-squares line across subcarriers
+  removed (per antenna and packet: removes the linear phase of timing offset and the constant of
+  phase offset), times ``csi_phase_scale``; missing packets' phase is filled after this
+  sanitisation (raw phases carry a random offset per packet, so only sanitised ones interpolate).
 
 plus ``present`` (M,) bool. A modality missing from ``data`` (or with no usable value: no finite
 point, all-NaN keypoints or CSI) gives zeros and ``present`` False.
@@ -28,6 +32,7 @@ from typing import Mapping
 import numpy as np
 
 from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.csi import fill_csi_gaps
 from mmhpe_ros.modalities import (
     CSI_ANTENNAS,
     CSI_PACKETS_PER_FRAME,
@@ -41,6 +46,8 @@ from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
 CSI_SHAPE = (2, CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS_PER_FRAME)
 MMWAVE_MASK = "mmwave_mask"
+WIFI_MASK = "wifi_mask"
+MASK_KEYS = {"mmwave": MMWAVE_MASK, "wifi": WIFI_MASK}  # the mask array that goes with a modality
 PRESENT = "present"
 
 
@@ -54,7 +61,7 @@ def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dty
             "mmwave": ((config.mmwave_points, len(MMWAVE_FIELDS)), f32),
             MMWAVE_MASK: ((config.mmwave_points,), boolean),
         },
-        "wifi": {"wifi": (CSI_SHAPE, f32)},
+        "wifi": {"wifi": (CSI_SHAPE, f32), WIFI_MASK: ((CSI_SHAPE[-1],), boolean)},
     }
     shapes = {k: v for m in config.modalities for k, v in all_shapes[m].items()}
     shapes[PRESENT] = ((config.num_modalities,), boolean)
@@ -64,7 +71,7 @@ def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dty
 def absent_modality(modality: str, config: ModelConfig) -> dict[str, np.ndarray]:
     """The zero arrays that stand in for a missing modality."""
     shapes = input_shapes(config)
-    keys = [modality, MMWAVE_MASK] if modality == "mmwave" else [modality]
+    keys = [modality, MASK_KEYS[modality]] if modality in MASK_KEYS else [modality]
     return {k: np.zeros(*shapes[k]) for k in keys}
 
 
@@ -190,8 +197,6 @@ def _prepare_wifi(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.nd
     amplitude, phase = csi[0], csi[1]
     if not np.isfinite(amplitude).any():
         return {}, False
-    prepared = np.stack([
-        normalise_csi_amplitude(amplitude),
-        sanitise_csi_phase(phase) * config.csi_phase_scale,
-    ])
-    return {"wifi": prepared.astype(np.float32)}, True
+    (amplitude, phase), measured = fill_csi_gaps(np.stack([amplitude, sanitise_csi_phase(phase)]))
+    prepared = np.stack([normalise_csi_amplitude(amplitude), phase * config.csi_phase_scale])
+    return {"wifi": prepared.astype(np.float32), WIFI_MASK: measured}, True

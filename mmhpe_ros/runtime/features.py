@@ -14,9 +14,9 @@ Carriers (standard messages, so ``ros2 topic echo`` and bags work without custom
 - ``mmwave``: PointCloud2, float32 ``x``, ``y``, ``z``, ``velocity``, ``intensity``: only the
   real points (at most ``config.mmwave_points``); the zero padding and ``mmwave_mask`` are
   rebuilt on reading.
-- ``wifi``: ``sensor_msgs/Image`` ``32FC1`` of the (2, 3, 114, 10) block in C order as rows =
-  2 * 3 * 114 = 684 (channel [amplitude, phase], then antenna, then subcarrier) and
-  cols = 10 (packets).
+- ``wifi``: ``sensor_msgs/Image`` ``32FC1`` of 685 rows x 10 cols (packets): rows 0..683 the
+  (2, 3, 114, 10) block in C order (channel [amplitude, phase], then antenna, then subcarrier),
+  row 684 ``wifi_mask`` as 1.0 (measured) / 0.0 (filled from its neighbours).
 
 A message with no points (or an empty image) stands for "nothing usable": it reads back as
 :func:`model.inputs.absent_modality`; :func:`features_present` tells the two apart. (The sensor
@@ -31,7 +31,7 @@ import numpy as np
 
 from mmhpe_ros.modalities import KEYPOINT_FIELDS, LIDAR_FIELDS, MMWAVE_FIELDS, TOPICS
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import CSI_SHAPE, MMWAVE_MASK, absent_modality, input_shapes
+from mmhpe_ros.model.inputs import CSI_SHAPE, MMWAVE_MASK, WIFI_MASK, absent_modality, input_shapes
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
 from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
@@ -43,7 +43,8 @@ FEATURE_FIELDS: dict[str, tuple[str, ...]] = {
     "mmwave": MMWAVE_FIELDS,
 }
 SCORE_KEY = "rgb_score"  # optional (17,) keypoint confidences next to the "rgb" array
-WIFI_IMAGE_SHAPE = (int(np.prod(CSI_SHAPE[:-1])), CSI_SHAPE[-1])  # (684, 10)
+WIFI_BLOCK_ROWS = int(np.prod(CSI_SHAPE[:-1]))  # 684 rows of CSI, then one row of wifi_mask
+WIFI_IMAGE_SHAPE = (WIFI_BLOCK_ROWS + 1, CSI_SHAPE[-1])  # (685, 10)
 FEATURE_MESSAGE_TYPES: dict[str, str] = {
     "rgb": "sensor_msgs/msg/PointCloud2",
     "lidar": "sensor_msgs/msg/PointCloud2",
@@ -76,7 +77,11 @@ def features_message(
         return codecs.create_points(types, header, empty, FEATURE_FIELDS[modality])
     if modality == "wifi":
         block = _array(arrays, "wifi", CSI_SHAPE)
-        return codecs.create_float_image(types, header, block.reshape(WIFI_IMAGE_SHAPE))
+        mask = np.asarray(arrays.get(WIFI_MASK, np.ones(CSI_SHAPE[-1], bool)), dtype=bool)
+        if mask.shape != (CSI_SHAPE[-1],):
+            raise CodecError(f"wifi features: {WIFI_MASK} must be ({CSI_SHAPE[-1]},), got {mask.shape}")
+        image = np.vstack([block.reshape(WIFI_BLOCK_ROWS, -1), mask[None].astype(np.float32)])
+        return codecs.create_float_image(types, header, image)
     if modality == "rgb":
         keypoints = _array(arrays, "rgb", (NUM_KEYPOINTS_2D, 2))
         score = arrays.get(SCORE_KEY)
@@ -105,7 +110,7 @@ def read_features(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.
 
     Raises :class:`CodecError` when the message does not fit the model (e.g. a LiDAR cloud of
     another point count than ``config.lidar_points``, more radar points than
-    ``config.mmwave_points``, a wifi image that is not 684 x 10) or holds non-finite values
+    ``config.mmwave_points``, a wifi image that is not 685 x 10) or holds non-finite values
     (``prepare_modality`` never produces them).
     """
     _check_modality(modality)
@@ -123,9 +128,14 @@ def _decode(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.ndarra
     if modality == "wifi":
         image = codecs.read_float_image(msg)
         if image.shape != WIFI_IMAGE_SHAPE:
-            raise CodecError(f"wifi features: image is {image.shape}, expected {WIFI_IMAGE_SHAPE} (rows x packets)")
+            raise CodecError(f"wifi features: image is {image.shape}, expected {WIFI_IMAGE_SHAPE} "
+                             "(CSI rows + mask row x packets)")
+        mask_row = image[WIFI_BLOCK_ROWS]
+        if not np.isin(mask_row, (0.0, 1.0)).all():
+            raise CodecError(f"wifi features: the {WIFI_MASK} row must hold only 0 and 1")
         with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN from absurd values: refused by the caller
-            return {"wifi": image.astype(np.float32).reshape(CSI_SHAPE)}
+            block = image[:WIFI_BLOCK_ROWS].astype(np.float32).reshape(CSI_SHAPE)
+        return {"wifi": block, WIFI_MASK: mask_row == 1.0}
     columns = FEATURE_FIELDS[modality][:2] if modality == "rgb" else FEATURE_FIELDS[modality]
     points = codecs.read_point_columns(msg, columns, dtype=np.float32)
     shapes = input_shapes(config)
