@@ -12,6 +12,7 @@ NODES = {
     "mmwave_node": "mmhpe_ros.nodes.mmwave:main",
     "wifi_node": "mmhpe_ros.nodes.wifi:main",
     "fusion_node": "mmhpe_ros.nodes.fusion:main",
+    "csi_bridge": "mmhpe_ros.nodes.csi_bridge:main",
 }
 
 setup(
@@ -39,6 +40,7 @@ setup(
     extras_require={
         "plot": ["matplotlib"],
         "camera": ["mediapipe==0.10.14", "pillow>=9"],  # BlazePose; CompressedImage decoding
+        "wifi": ["csiread==1.4.1"],  # csi-bridge: Atheros / Intel 5300 / ESP32 CSI tools' logs
         "test": ["pytest", "pytest-timeout", "hypothesis"],
     },
     zip_safe=True,

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "mmhpe_ros.train.evaluate_command",
     "plot": "mmhpe_ros.train.plot_command",
     "run": "mmhpe_ros.nodes.run_command",
+    "csi-bridge": "mmhpe_ros.nodes.csi_bridge_command",
 }
 
 

@@ -1,0 +1,218 @@
+"""csi-bridge: CSI tools' logs (written here from their documented layouts) read back with csiread,
+framed for live input, and published on wifi/csi over DDS."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("csiread", reason="csiread (extra 'wifi') not installed")
+
+from csi_logs import atheros_record, esp32_line, intel_record  # noqa: E402
+from mmhpe_ros.runtime import codecs  # noqa: E402
+from mmhpe_ros.runtime.csi_bridge import (  # noqa: E402
+    CsiLogError,
+    LogClock,
+    RecordSplitter,
+    StreamParser,
+    default_layout,
+    read_log,
+)
+from mmhpe_ros.runtime.csi_layout import LAYOUTS  # noqa: E402
+
+RNG = np.random.default_rng(11)
+
+
+def _complex_ints(shape, limit):
+    return RNG.integers(-limit, limit, shape) + 1j * RNG.integers(-limit, limit, shape)
+
+
+def _atheros_log(path, packets=5, tones=114, nr=3, nc=1):
+    csi = [_complex_ints((tones, nr, nc), 511) for _ in range(packets)]
+    times = 1_000_000 + np.cumsum(RNG.integers(5_000, 15_000, packets))
+    path.write_bytes(b"".join(atheros_record(c, int(t)) for c, t in zip(csi, times)))
+    return csi, times
+
+
+def _intel_log(path, packets=5, nrx=3, ntx=1, start_us=1_000):
+    csi = [_complex_ints((30, nrx, ntx), 127) for _ in range(packets)]
+    times = (start_us + np.cumsum(RNG.integers(5_000, 15_000, packets))) % 2**32
+    path.write_bytes(b"".join(intel_record(c, int(t), i) for i, (c, t) in enumerate(zip(csi, times))))
+    return csi, times
+
+
+def _esp32_log(path, packets=5):
+    bins = [_complex_ints(64, 100) for _ in range(packets)]
+    times = 500 + np.cumsum(RNG.integers(5_000, 15_000, packets))
+    path.write_text("".join(esp32_line(b, int(t)) for b, t in zip(bins, times)))
+    return bins, times
+
+
+@pytest.mark.parametrize("tones, nc", [(114, 1), (56, 1), (114, 2)])
+def test_atheros_logs_read_back(tmp_path, tones, nc):
+    csi, times = _atheros_log(tmp_path / "ath.dat", tones=tones, nc=nc)
+    packets = read_log(tmp_path / "ath.dat", "atheros", tones=tones, tx_stream=nc - 1)
+    assert len(packets) == 5 and default_layout("atheros", tones) == ("atheros_40mhz" if tones == 114 else
+                                                                      "atheros_20mhz")
+    for packet, written, t in zip(packets, csi, times):
+        assert packet.iq.shape == (3, tones) == (3, len(LAYOUTS[default_layout("atheros", tones)]))
+        np.testing.assert_array_equal(packet.iq, written[:, :, nc - 1].T)
+        assert packet.time_us == t
+
+
+def test_intel_logs_read_back_scaled_with_times_unwrapped(tmp_path):
+    csi, times = _intel_log(tmp_path / "intel.dat", packets=6, start_us=2**32 - 30_000)  # the clock wraps
+    packets = read_log(tmp_path / "intel.dat", "intel")
+    assert len(packets) == 6
+    unwrapped = [p.time_us for p in packets]
+    assert np.all(np.diff(unwrapped) > 0) and unwrapped[-1] > 2**32 > unwrapped[0]
+    np.testing.assert_array_equal(np.array(unwrapped) % 2**32, times)
+    for packet, written in zip(packets, csi):
+        assert packet.iq.shape == (3, 30)
+        # scaled to the receive power: the same complex values up to one positive real factor
+        ratio = packet.iq / written[:, :, 0].T
+        assert np.allclose(ratio.imag, 0, atol=1e-9 * np.abs(ratio).max()) and (ratio.real > 0).all()
+        np.testing.assert_allclose(ratio.real, ratio.real.flat[0])
+
+
+def test_esp32_logs_keep_the_52_occupied_subcarriers_in_ascending_order(tmp_path):
+    bins, times = _esp32_log(tmp_path / "esp.csv")
+    packets = read_log(tmp_path / "esp.csv", "esp32")
+    indices = np.array(LAYOUTS["esp32_ht20"])
+    for packet, written, t in zip(packets, bins, times):
+        assert packet.iq.shape == (1, 52) and packet.time_us == t
+        np.testing.assert_array_equal(packet.iq[0], [written[i % 64] for i in indices])
+
+
+@pytest.mark.parametrize("tool, write", [("atheros", _atheros_log), ("intel", _intel_log), ("esp32", _esp32_log)])
+def test_live_records_parse_as_the_file_reader_does(tmp_path, tool, write):
+    """The byte stream cut at arbitrary points (a growing log) gives the file reader's packets."""
+    path = tmp_path / "log"
+    write(path)
+    data = path.read_bytes()
+    splitter, parser, live = RecordSplitter(tool), StreamParser(tool), []
+    cuts = sorted(RNG.integers(0, len(data), 7).tolist()) + [len(data)]
+    start = 0
+    for cut in cuts:
+        for record in splitter.feed(data[start:cut]):
+            packet = parser.parse(record)
+            if packet is not None:
+                live.append(packet)
+        start = cut
+    whole = read_log(path, tool)
+    assert len(live) == len(whole) == 5
+    for a, b in zip(live, whole):
+        np.testing.assert_allclose(a.iq, b.iq, rtol=1e-5)  # csiread scales Intel CSI in float32 per record
+        assert a.time_us == b.time_us
+
+
+def test_log_times_map_to_ros_time_and_bad_input_is_refused(tmp_path):
+    clock = LogClock(base_ns=7_000_000_000)
+    assert [clock.stamp_ns(t) for t in (5_000, 15_000, 16_500)] == [7_000_000_000, 7_010_000_000, 7_011_500_000]
+    with pytest.raises(CsiLogError, match="no such file"):
+        read_log(tmp_path / "missing.dat", "atheros")
+    with pytest.raises(CsiLogError, match="unknown CSI tool"):
+        RecordSplitter("picoscenes")
+    assert StreamParser("esp32").parse("I (1234) wifi: connected\n") is None
+
+
+# -- over DDS -------------------------------------------------------------------------------------
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
+ROS_DOMAIN_ID = "181"
+
+
+@pytest.fixture(scope="module")
+def ros():
+    from ros_domain import ros_domain
+
+    with ros_domain(ROS_DOMAIN_ID):
+        yield
+
+
+def _receive_while(run, bridge, expected: int, timeout_s: float = 10.0) -> list:
+    """Spin a subscriber of wifi/csi while ``run()`` publishes in a thread; the messages received."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    listener = rclpy.create_node("csi_bridge_listener")
+    received = []
+    listener.create_subscription(Image, "wifi/csi", received.append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor()
+    executor.add_node(listener)
+    deadline = time.monotonic() + timeout_s
+    while bridge.publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while len(received) < expected and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    thread.join(timeout=timeout_s)
+    executor.shutdown()
+    listener.destroy_node()
+    return received
+
+
+def _bridge(**parameters):
+    from rclpy.parameter import Parameter
+
+    from mmhpe_ros.nodes.csi_bridge import CsiBridgeNode
+
+    return CsiBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
+
+
+def test_a_log_is_published_at_its_own_timing_with_its_values(ros, tmp_path):
+    bins, times = _esp32_log(tmp_path / "esp.csv", packets=12)
+    bridge = _bridge(source=str(tmp_path / "esp.csv"), tool="esp32", mode="file", rate=1.0)
+    try:
+        start = bridge.now_ns()
+        received = _receive_while(lambda: bridge.run(), bridge, expected=12)
+    finally:
+        bridge.destroy_node()
+    assert len(received) == 12
+    stamps = np.array([codecs.header_stamp_ns(m) for m in received])
+    np.testing.assert_array_equal(np.diff(stamps), np.diff(times) * 1000)  # the log's own packet spacing
+    assert 0 <= stamps[0] - start < 5e9
+    indices = np.array(LAYOUTS["esp32_ht20"])
+    for msg, written in zip(received, bins):
+        assert msg.encoding == "complex64" and (msg.height, msg.width) == (1, 52) and msg.header.frame_id == "wifi"
+        np.testing.assert_array_equal(codecs.read_csi_iq(msg)[0], [written[i % 64] for i in indices])
+
+
+def test_udp_datagrams_are_published_stamped_with_their_receive_time(ros, tmp_path):
+    csi, _ = _intel_log(tmp_path / "intel.dat", packets=8)
+    data = (tmp_path / "intel.dat").read_bytes()
+    records = list(RecordSplitter("intel").feed(data))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bridge = _bridge(source=str(port), tool="intel", mode="udp", udp_host="127.0.0.1")
+
+    def send_then_run():
+        sender = threading.Thread(target=_send, args=(records, port), daemon=True)
+        sender.start()
+        bridge.run(duration=3.0)
+
+    try:
+        before = bridge.now_ns()
+        received = _receive_while(send_then_run, bridge, expected=8)
+        after = bridge.now_ns()
+    finally:
+        bridge.destroy_node()
+    assert len(received) == 8
+    expected = read_log(tmp_path / "intel.dat", "intel")
+    for msg, packet in zip(received, expected):
+        assert before <= codecs.header_stamp_ns(msg) <= after
+        np.testing.assert_allclose(codecs.read_csi_iq(msg), packet.iq, rtol=2e-5)  # complex64 on the wire
+
+
+def _send(records, port):
+    time.sleep(0.3)  # the bridge binds its socket first
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for record in records:
+            sock.sendto(record, ("127.0.0.1", port))
+            time.sleep(0.01)
