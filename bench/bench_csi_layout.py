@@ -35,6 +35,7 @@ from mmhpe_ros.metrics import mpjpe
 from mmhpe_ros.model.checkpoint import load_model
 from mmhpe_ros.model.inputs import PRESENT, absent_modality, prepare_inputs
 from mmhpe_ros.modalities import ACTIONS, FRAME_RATE_HZ
+from mmhpe_ros.resources import default_model_path
 from mmhpe_ros.runtime.csi_layout import CsiLayoutMapper, layout_indices
 from mmhpe_ros.runtime.csi_window import CsiWindowAssembler
 from mmhpe_ros.runtime.sensors import CsiProcessor
@@ -85,7 +86,8 @@ def _predict(model, config, wifi: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model weights (.safetensors, card beside)")
+    parser.add_argument("--model", default=None, help="model weights (.safetensors, card beside); "
+                        "default: the shipped model")
     parser.add_argument("--subjects", default="S05,S10,S15,S20,S25,S30,S35,S40", help="comma-separated")
     parser.add_argument("--actions", default="P1", help="comma-separated, or a protocol P1/P2/P3")
     parser.add_argument("--frames", type=int, default=10, help="frames per sequence")
@@ -93,7 +95,7 @@ def main() -> None:
     parser.add_argument("--mapping-seed", type=int, default=1, help="seed of packet times and missing packets")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, _ = load_model(args.model)
+    model, _ = load_model(args.model or default_model_path())
     config = model.config
     actions = protocol_actions(args.actions) if args.actions in ("P1", "P2", "P3") else args.actions.split(",")
     assert all(a in ACTIONS for a in actions), actions

@@ -125,15 +125,17 @@ class CsiLayoutMapper:
                 f"CSI packet: amplitude {amplitude.shape} and phase {phase.shape}, expected (antennas >= 1, "
                 f"{self.subcarriers}) for the configured layout (csi_layout / subcarrier_indices)")
         rows = self._rows(amplitude.shape[0])
-        if rows is not None:
-            amplitude, phase = amplitude[rows], phase[rows]
-        if not self.identity:
-            amplitude, phase = self._resample(amplitude, phase)
+        with np.errstate(invalid="ignore"):  # signalling NaNs off the wire become quiet NaNs
+            amplitude, phase = amplitude.astype(np.float64), phase.astype(np.float64)
+            if rows is not None:
+                amplitude, phase = amplitude[rows], phase[rows]
+            if not self.identity:
+                amplitude, phase = self._resample(amplitude, phase)
         if rows is None:  # fewer antennas than the model's, policy "fill"
             missing = CSI_ANTENNAS - amplitude.shape[0]
             pad = np.full((missing, amplitude.shape[1]), np.nan)
             amplitude, phase = np.vstack([amplitude, pad]), np.vstack([phase, pad])
-        return amplitude.astype(np.float64, copy=False), phase.astype(np.float64, copy=False)
+        return amplitude, phase
 
     def _rows(self, antennas: int) -> np.ndarray | None:
         """Source rows for the model's 3 antennas (None: keep all and pad, policy "fill")."""
