@@ -7,6 +7,8 @@ generator's own scene and motion; their CSI is then made in each layout:
 
   mmfi              3 x 114 at 100 Hz on the frame grid: the tree's own CSI (data/synth/wifi.py)
   mmfi_missing1     the same, one packet of each window (chosen at random) NaN: filled and masked
+  mmfi_missing1_unfilled  the same windows prepared as before gaps were filled: the missing
+                    packet's amplitude 0 before the min-max normalisation, phase 0, mask all 1
   intel5300         3 x 30 grouped subcarriers (20 MHz), packets every 10 ms +- 2 ms
   esp32_<mapping>   1 x 52 (ESP32 HT20) at irregular 50-150 Hz (gaps uniform in 6.7-20 ms), with
                     the node's subcarrier_mapping "frequency" or "stretch"
@@ -14,7 +16,8 @@ generator's own scene and motion; their CSI is then made in each layout:
 Every non-MM-Fi stream goes through runtime.sensors.CsiProcessor exactly as the wifi node runs it
 (CsiLayoutMapper + CsiWindowAssembler on the packets' stamps), then the model with only WiFi
 present. Prints ``wifi_mpjpe_mm_<layout> X`` per layout (over the frames that got a window),
-``wifi_windows_<layout> N``, and ``wifi_missing1_ratio X`` (mmfi_missing1 / mmfi).
+``wifi_windows_<layout> N``, ``wifi_missing1_ratio X`` (mmfi_missing1 / mmfi) and
+``wifi_missing1_unfilled_ratio X``.
 
 Usage: .venv/bin/python bench/bench_csi_layout.py --model runs/wifi/best.safetensors \\
            --subjects S05,S10,S15,S20,S25,S30,S35,S40 --actions P1 --frames 10
@@ -33,7 +36,14 @@ from mmhpe_ros.data.synth.sequence import STREAMS, sequence_key, simulate_sequen
 from mmhpe_ros.data.synth.wifi import csi_packets
 from mmhpe_ros.metrics import mpjpe
 from mmhpe_ros.model.checkpoint import load_model
-from mmhpe_ros.model.inputs import PRESENT, absent_modality, prepare_inputs
+from mmhpe_ros.model.inputs import (
+    PRESENT,
+    WIFI_MASK,
+    absent_modality,
+    normalise_csi_amplitude,
+    prepare_inputs,
+    sanitise_csi_phase,
+)
 from mmhpe_ros.modalities import ACTIONS, FRAME_RATE_HZ
 from mmhpe_ros.resources import default_model_path
 from mmhpe_ros.runtime.csi_layout import CsiLayoutMapper, layout_indices
@@ -67,6 +77,13 @@ def _windows(processor: CsiProcessor, times: np.ndarray, amplitude: np.ndarray, 
         if f.present and rest == 0 and 0 <= frame < frames:
             out[frame] = f.arrays
     return out
+
+
+def _unfilled(csi: np.ndarray, config) -> dict[str, np.ndarray]:
+    """The wifi input as model/inputs.py made it before missing packets were filled (issue 12)."""
+    amplitude = normalise_csi_amplitude(csi[0])  # a whole-NaN packet: its mean is NaN -> 0
+    phase = sanitise_csi_phase(csi[1]) * config.csi_phase_scale
+    return {"wifi": np.stack([amplitude, phase]).astype(np.float32), WIFI_MASK: np.ones(csi.shape[-1], bool)}
 
 
 def _predict(model, config, wifi: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -120,6 +137,7 @@ def main() -> None:
             for f in frames:
                 holed[f, ..., rng.integers(0, 10)] = np.nan
             add("mmfi_missing1", frames, [prepare_inputs({"wifi": c}, config) for c in holed], data.joints)
+            add("mmfi_missing1_unfilled", frames, [_unfilled(c, config) for c in holed], data.joints)
             # the same person, scene and motion, another CSI receiver
             key = sequence_key(subject, action)
             scene = environment_scene(key.environment, args.seed)
@@ -144,6 +162,7 @@ def main() -> None:
         print(f"wifi_mpjpe_mm_{name} {errors[name]:.1f}")
         print(f"wifi_windows_{name} {windows[name]}")
     print(f"wifi_missing1_ratio {errors['mmfi_missing1'] / errors['mmfi']:.3f}")
+    print(f"wifi_missing1_unfilled_ratio {errors['mmfi_missing1_unfilled'] / errors['mmfi']:.3f}")
 
 
 if __name__ == "__main__":

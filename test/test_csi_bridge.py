@@ -270,3 +270,75 @@ def test_bridge_to_wifi_node_gives_model_windows_for_an_esp32_log(ros, tmp_path)
         arrays = read_features("wifi", msg, config)
         assert arrays["wifi"].shape == (2, 3, 114, 10) and arrays["wifi_mask"].all()
         np.testing.assert_array_equal(arrays["wifi"][:, 0], arrays["wifi"][:, 2])  # one antenna, repeated
+
+
+def test_a_growing_log_is_followed_from_its_end(ros, tmp_path):
+    path = tmp_path / "ath.dat"
+    old, _ = _atheros_log(path, packets=3)  # already there when the bridge starts: not published
+    csi = [_complex_ints((114, 3, 1), 511) for _ in range(6)]
+    records = [atheros_record(c, 5_000_000 + 10_000 * i) for i, c in enumerate(csi)]
+    bridge = _bridge(source=str(path), tool="atheros", mode="follow")
+
+    def append_then_follow():
+        def writer():
+            time.sleep(0.3)
+            with open(path, "ab") as log:
+                for record in records:  # written in two pieces, as a tool's buffered writes come
+                    log.write(record[:40])
+                    log.flush()
+                    time.sleep(0.02)
+                    log.write(record[40:])
+                    log.flush()
+        threading.Thread(target=writer, daemon=True).start()
+        bridge.run(duration=2.0)
+
+    try:
+        received = _receive_while(append_then_follow, bridge, expected=6)
+    finally:
+        bridge.destroy_node()
+    assert len(received) == 6
+    for msg, written in zip(received, csi):
+        np.testing.assert_array_equal(codecs.read_csi_iq(msg), written[:, :, 0].T)
+
+
+def test_the_command_publishes_esp32_lines_from_stdin(ros, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    bins = [_complex_ints(64, 100) for _ in range(5)]
+    listener = rclpy.create_node("csi_bridge_stdin_listener")
+    received = []
+    listener.create_subscription(Image, "wifi/csi", received.append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor()
+    executor.add_node(listener)
+    command = [sys.executable, "-m", "mmhpe_ros", "csi-bridge", "-", "--tool", "esp32", "--duration", "6"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={**os.environ, "ROS_DOMAIN_ID": ROS_DOMAIN_ID})
+    try:
+        deadline = time.monotonic() + 20.0
+        while listener.count_publishers("wifi/csi") == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        time.sleep(0.5)  # discovery both ways before the first best-effort message
+        process.stdin.write(b"I (31) boot: ESP-IDF v4.3\n")  # serial noise is skipped
+        for i, b in enumerate(bins):
+            process.stdin.write(esp32_line(b, 1000 * i).encode())
+            process.stdin.flush()
+            time.sleep(0.05)
+        while len(received) < 5 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        listener.destroy_node()
+    assert process.returncode == 0, output.decode()
+    assert b"published 5 CSI packets (esp32_ht20)" in output
+    assert len(received) == 5
+    indices = np.array(LAYOUTS["esp32_ht20"])
+    np.testing.assert_array_equal(codecs.read_csi_iq(received[-1])[0], [bins[-1][i % 64] for i in indices])
