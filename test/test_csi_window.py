@@ -201,7 +201,7 @@ def test_any_packet_rate_is_read_at_the_slot_times(rate_hz, irregular):
     packets, base = _stream(rate_hz, 2.0, np.random.default_rng(int(rate_hz)), irregular)
     windows = _feed(assembler, packets)
     assert len(windows) >= 17 and all(w.packets == 10 for w in windows[1:])
-    assert assembler.counters.duplicates == 0
+    assert assembler.counters.duplicates == 0 and assembler.counters.late == 0
     for window in windows[1:]:
         slots = window.stamp_ns + np.arange(10) * PACKET_PERIOD_NS
         truth = base[..., None] + np.array([_signal(t) for t in slots])

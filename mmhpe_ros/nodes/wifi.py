@@ -78,7 +78,7 @@ class WifiNode(SensorNode):
     def extra_counters(self, topic: str) -> dict[str, int]:
         c = self.processor.assembler.counters
         return {"packets": c.packets, "late_packets": c.late, "duplicate_packets": c.duplicates,
-                "overflow_packets": c.overflow,
+                "overflow_packets": c.overflow, "surplus_packets": c.surplus,
                 "resets": c.resets, "windows": c.windows, "incomplete_windows": c.incomplete,
                 "too_sparse_windows": c.too_sparse}
 

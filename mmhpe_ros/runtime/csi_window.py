@@ -58,6 +58,7 @@ class CsiCounters:
 
     packets: int = 0  # packets accepted into a window
     late: int = 0  # packets for a window already emitted (or older)
+    surplus: int = 0  # packets after the last slot of a window that had left complete (not needed)
     duplicates: int = 0  # a second packet with the same stamp (the newer one is kept)
     overflow: int = 0  # packets beyond max_packets_per_window, dropped
     resets: int = 0  # stamps jumped back (bag loop, restarted source)
@@ -172,7 +173,15 @@ class CsiWindowAssembler:
                 self.origin_ns = stamp_ns
                 frame = self._frame_of(stamp_ns)
         if self._emitted is not None and frame <= self._emitted:
-            self.counters.late += 1
+            if frame == self._emitted and stamp_ns > self.slot_stamps(frame)[-1]:
+                # after the last slot of a window that left complete (a fast stream): no slot needs
+                # it, but it is the newest packet before the next window's first slot
+                self.counters.surplus += 1
+                if self._tail is not None and self._tail[0] == frame and stamp_ns > self._tail[1]:
+                    self._tail = (frame, stamp_ns, np.array(amplitude, dtype=np.float64),
+                                  np.array(phase, dtype=np.float64))
+            else:
+                self.counters.late += 1
             return out
         self._newest = frame if self._newest is None else max(self._newest, frame)
         window = self._pending.setdefault(frame, _Pending())
@@ -245,9 +254,9 @@ class CsiWindowAssembler:
         own = self._pending[frame].packets
         if len(own) >= len(slots) and all(int(slot) in own for slot in slots):
             return True
-        stamps = self._stamps_around(frame)
         if self._newest is None or self._newest <= frame:
             return False
+        stamps = self._stamps_around(frame)
         after = np.searchsorted(stamps, slots, side="left")
         next_stamp = stamps[np.minimum(after, stamps.size - 1)]
         exact = (after < stamps.size) & (next_stamp == slots)
