@@ -151,13 +151,14 @@ class CsiLayoutMapper:
     def _resample(self, amplitude: np.ndarray, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         plan = self._interpolation
         assert plan is not None
-        unwrapped = np.unwrap(np.where(np.isfinite(phase), phase, 0.0), axis=1)
-        out = []
-        for values in (np.where(np.isinf(amplitude), np.nan, amplitude), unwrapped):
-            left, right = values[:, plan.left], values[:, plan.left + 1]
-            resampled = left * (1.0 - plan.weight) + right * plan.weight
-            # A weight of exactly 0 or 1 takes one column, so a missing neighbour does not spread.
-            resampled = np.where(plan.weight == 0.0, left, np.where(plan.weight == 1.0, right, resampled))
-            resampled[:, plan.outside] = np.nan
-            out.append(resampled)
-        return out[0], out[1]
+        phase = np.where(np.isfinite(phase), phase, 0.0)
+        step = np.diff(phase, axis=1)  # unwrap: each step between neighbours taken into [-pi, pi)
+        step -= 2 * np.pi * np.floor((step + np.pi) / (2 * np.pi))
+        unwrapped = np.concatenate([phase[:, :1], phase[:, :1] + np.cumsum(step, axis=1)], axis=1)
+        values = np.stack([np.where(np.isinf(amplitude), np.nan, amplitude), unwrapped])  # (2, A, S)
+        left, right = values[..., plan.left], values[..., plan.left + 1]
+        resampled = left * (1.0 - plan.weight) + right * plan.weight
+        # A weight of exactly 0 or 1 takes one column, so a missing neighbour does not spread.
+        resampled = np.where(plan.weight == 0.0, left, np.where(plan.weight == 1.0, right, resampled))
+        resampled[..., plan.outside] = np.nan
+        return resampled[0], resampled[1]

@@ -86,12 +86,12 @@ def resample_slots(slots_ns: np.ndarray, stamps_ns: np.ndarray, amplitude: np.nd
     if count == 0:
         return out_amplitude, out_phase, resampled
     after = np.searchsorted(stamps_ns, slots_ns, side="left")  # first packet at or after the slot
-    detrended: dict[int, np.ndarray] = {}
+    detrended: list[np.ndarray] = []
 
     def flat_phase(i: int) -> np.ndarray:
-        if i not in detrended:
-            detrended[i] = sanitise_csi_phase(phase[i][..., None])[..., 0]
-        return detrended[i]
+        if not detrended:  # every packet's at once, the first time a slot interpolates
+            detrended.append(sanitise_csi_phase(np.moveaxis(phase, 0, -1)))  # (A, S, N)
+        return detrended[0][..., i]
 
     for k, (slot, a) in enumerate(zip(slots_ns.tolist(), after.tolist())):
         b = a - 1  # last packet before the slot
