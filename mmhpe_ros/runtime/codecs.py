@@ -652,8 +652,8 @@ def read_csi_packet(msg: Any) -> tuple[np.ndarray, np.ndarray]:
     row, or data length != ``step * height``.
     """
     if csi_packet_is_iq(msg):
-        iq = read_csi_iq(msg)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        iq = read_csi_iq(msg).astype(np.complex128)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return 20.0 * np.log10(np.abs(iq)), np.angle(iq)
     pixels = _float_pixels(msg, "CSI Image", CSI_ENCODINGS, channels=2)
     return pixels[..., 0], pixels[..., 1]
