@@ -342,3 +342,24 @@ def test_the_command_publishes_esp32_lines_from_stdin(ros, tmp_path):
     assert len(received) == 5
     indices = np.array(LAYOUTS["esp32_ht20"])
     np.testing.assert_array_equal(codecs.read_csi_iq(received[-1])[0], [bins[-1][i % 64] for i in indices])
+
+
+def test_the_wifi_node_refuses_an_unknown_layout(ros, tmp_path):
+    pytest.importorskip("torch")
+    from rclpy.parameter import Parameter
+
+    from mmhpe_ros.model.checkpoint import save_model
+    from mmhpe_ros.model.config import ModelConfig
+    from mmhpe_ros.model.pose_model import PoseModel
+    from mmhpe_ros.nodes.wifi import WifiNode
+
+    model_path = str(save_model(tmp_path / "m.safetensors", PoseModel(ModelConfig(feature_dim=8, hidden_dim=8))))
+    with pytest.raises(ValueError, match="unknown CSI layout 'atheros_80mhz'"):
+        WifiNode(parameter_overrides=[Parameter("model_path", value=model_path),
+                                      Parameter("csi_layout", value="atheros_80mhz")])
+    node = WifiNode(parameter_overrides=[Parameter("model_path", value=model_path),
+                                         Parameter("subcarrier_indices", value=[-28.0, -14.0, 0.0, 14.0, 28.0])])
+    try:
+        assert node.processor.layout.subcarriers == 5
+    finally:
+        node.destroy_node()
