@@ -16,8 +16,11 @@ generator's own scene and motion; their CSI is then made in each layout:
 Every non-MM-Fi stream goes through runtime.sensors.CsiProcessor exactly as the wifi node runs it
 (CsiLayoutMapper + CsiWindowAssembler on the packets' stamps), then the model with only WiFi
 present. Prints ``wifi_mpjpe_mm_<layout> X`` per layout (over the frames that got a window),
-``wifi_windows_<layout> N``, ``wifi_missing1_ratio X`` (mmfi_missing1 / mmfi) and
-``wifi_missing1_unfilled_ratio X``.
+``wifi_windows_<layout> N``, ``wifi_missing1_ratio X`` (mmfi_missing1 / mmfi),
+``wifi_missing1_unfilled_ratio X``, and how far a missing packet moves the predictions
+(``wifi_mmfi_missing1_shift_mm``, ``wifi_mmfi_missing1_unfilled_shift_mm``: MPJPE between the
+predictions with and without it) against their spread (``wifi_prediction_spread_mm``: MPJPE of the
+complete-window predictions to their mean).
 
 Usage: .venv/bin/python bench/bench_csi_layout.py --model runs/wifi/best.safetensors \\
            --subjects S05,S10,S15,S20,S25,S30,S35,S40 --actions P1 --frames 10
@@ -163,6 +166,11 @@ def main() -> None:
         print(f"wifi_windows_{name} {windows[name]}")
     print(f"wifi_missing1_ratio {errors['mmfi_missing1'] / errors['mmfi']:.3f}")
     print(f"wifi_missing1_unfilled_ratio {errors['mmfi_missing1_unfilled'] / errors['mmfi']:.3f}")
+    # How far a missing packet moves the prediction, against how far predictions spread at all.
+    complete = np.concatenate(predictions["mmfi"])
+    print(f"wifi_prediction_spread_mm {mpjpe(complete, np.broadcast_to(complete.mean(0), complete.shape)):.1f}")
+    for name in ("mmfi_missing1", "mmfi_missing1_unfilled"):
+        print(f"wifi_{name}_shift_mm {mpjpe(np.concatenate(predictions[name]), complete):.1f}")
 
 
 if __name__ == "__main__":
