@@ -12,6 +12,7 @@ NODES = {
     "mmwave_node": "mmhpe_ros.nodes.mmwave:main",
     "wifi_node": "mmhpe_ros.nodes.wifi:main",
     "fusion_node": "mmhpe_ros.nodes.fusion:main",
+    "csi_bridge": "mmhpe_ros.nodes.csi_bridge:main",
 }
 
 setup(
@@ -40,6 +41,7 @@ setup(
         "plot": ["matplotlib"],  # mmhpe-ros plot and render (Pillow comes with it)
         "foxglove": ["foxglove-sdk>=0.30"],  # mmhpe-ros run --foxglove
         "camera": ["mediapipe==0.10.14", "pillow>=9"],  # BlazePose; CompressedImage decoding
+        "wifi": ["csiread==1.4.1"],  # csi-bridge: Atheros / Intel 5300 / ESP32 CSI tools' logs
         "test": ["pytest", "pytest-timeout", "hypothesis", "websockets"],
     },
     zip_safe=True,

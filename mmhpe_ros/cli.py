@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "render": "mmhpe_ros.viz.render_command",
     "calibrate": "mmhpe_ros.geometry.calibrate_command",
     "background": "mmhpe_ros.geometry.background_command",
+    "csi-bridge": "mmhpe_ros.nodes.csi_bridge_command",
 }
 
 

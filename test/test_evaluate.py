@@ -165,7 +165,9 @@ def test_csv_and_markdown_agree(result: Evaluation, tmp_path: Path) -> None:
         name, frames, partial, error, pa = (c.strip() for c in cells)
         assert (row["subset"], row["frames"], row["partial"]) == (name, frames, partial)
         assert row["action"] == "all" and int(row["size"]) == name.count("+") + 1
-        assert f"{float(row['mpjpe_mm']):.2f}" == error and f"{float(row['pa_mpjpe_mm']):.2f}" == pa
+        # the same value: 4 decimals in the CSV, 2 in the table (rounding the CSV's 4 again can differ)
+        assert abs(float(row["mpjpe_mm"]) - float(error)) <= 0.005 + 1e-4
+        assert abs(float(row["pa_mpjpe_mm"]) - float(pa)) <= 0.005 + 1e-4
     with open(paths["actions.csv"], newline="") as file:
         action_rows = list(csv.DictReader(file))
     assert len(action_rows) == 30 and {r["action_name"] for r in action_rows} == {

@@ -67,7 +67,7 @@ def test_carriers_are_the_documented_standard_messages():
 
     wifi, _ = prepare_modality("wifi", _raw("wifi", rng), CONFIG)
     image = features.features_message(ROSBAGS, _header(ROSBAGS, "wifi"), "wifi", wifi)
-    assert (image.encoding, image.height, image.width) == ("32FC1", 684, 10)
+    assert (image.encoding, image.height, image.width) == ("32FC1", 685, 10)
     rows = codecs.read_float_image(image)
     # row = (channel * 3 + antenna) * 114 + subcarrier, column = packet
     channel, antenna, subcarrier, packet = 1, 2, 57, 6
@@ -118,8 +118,8 @@ def test_messages_that_do_not_fit_the_model_are_refused():
     msg = features.features_message(ROSBAGS, _header(ROSBAGS, "mmwave"), "mmwave", mmwave)
     with pytest.raises(CodecError, match="16 points, the model takes at most 4"):
         features.read_features("mmwave", msg, other)
-    bad_wifi = codecs.create_float_image(ROSBAGS, _header(ROSBAGS, "wifi"), np.zeros((684, 9), np.float32))
-    with pytest.raises(CodecError, match=r"expected \(684, 10\)"):
+    bad_wifi = codecs.create_float_image(ROSBAGS, _header(ROSBAGS, "wifi"), np.zeros((685, 9), np.float32))
+    with pytest.raises(CodecError, match=r"expected \(685, 10\)"):
         features.read_features("wifi", bad_wifi, CONFIG)
     with pytest.raises(CodecError, match="fuses only"):
         features.read_features("wifi", bad_wifi, ModelConfig(modalities=("lidar",)))
@@ -135,3 +135,17 @@ def test_messages_that_do_not_fit_the_model_are_refused():
 def test_features_message_checks_its_arrays(modality, arrays, message):
     with pytest.raises(CodecError, match=message):
         features.features_message(ROSBAGS, _header(ROSBAGS, modality), modality, arrays)
+
+
+def test_wifi_mask_travels_in_the_last_row():
+    raw = _raw("wifi", np.random.default_rng(3))
+    raw[0, ..., [2, 9]] = np.nan  # two packets missing: filled and marked
+    prepared, present = prepare_modality("wifi", raw, CONFIG)
+    assert present and prepared["wifi_mask"].tolist() == [k not in (2, 9) for k in range(10)]
+    image = features.features_message(ROSBAGS, _header(ROSBAGS, "wifi"), "wifi", prepared)
+    assert codecs.read_float_image(image)[684].tolist() == [0.0 if k in (2, 9) else 1.0 for k in range(10)]
+    _assert_same_arrays(features.read_features("wifi", image, CONFIG), prepared)
+    rows = codecs.read_float_image(image).copy()
+    rows[684, 0] = 0.5
+    with pytest.raises(CodecError, match="only 0 and 1"):
+        features.read_features("wifi", codecs.create_float_image(ROSBAGS, image.header, rows), CONFIG)

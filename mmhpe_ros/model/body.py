@@ -11,7 +11,7 @@ modalities' own estimates (``roots`` / ``localised`` of :func:`.observe.observe`
 - ``lidar`` (lidar_points, 3): the person's points relative to the root, times ``point_scale``.
 - ``mmwave`` (mmwave_points, 5) + ``mmwave_mask``: radar points within ``RADAR_RADIUS_M``
   (horizontal) of the root, relative to it; doppler and intensity scaled as the config says.
-- ``wifi`` as observed.
+- ``wifi`` and ``wifi_mask`` as observed.
 
 A rigid motion of the whole scene about the vertical axis (training augmentation) rotates these
 inputs and the root-relative target alike; a translation changes neither.
@@ -53,7 +53,8 @@ def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, con
             out["mmwave"], out["mmwave_mask"] = _radar_near(observations, root, config, ground_height)
             present[:, i] &= out["mmwave_mask"].any(axis=1)
         else:
-            out["wifi"] = np.asarray(observations["wifi"], dtype=np.float32)
+            out["wifi"] = np.array(observations["wifi"], dtype=np.float32)
+            out["wifi_mask"] = np.array(observations["wifi_mask"], dtype=bool)
     for i, modality in enumerate(config.modalities):  # absent modalities are exactly zero, as training saw
         if not present[:, i].all():
             for key in [k for k in out if k.split("_")[0] == modality]:

@@ -28,6 +28,8 @@ class ModelConfig:
     point_scale: float = 1.0  # LiDAR / radar xyz are multiplied by this (metres -> network units)
     mmwave_feature_scale: tuple[float, float] = (1.0, 0.05)  # doppler (m/s), intensity multipliers
     csi_phase_scale: float = 1.0 / math.pi  # sanitised CSI phase (radians) multiplier
+    csi_mask_channel: bool = True  # the CSI encoder takes wifi_mask as a 7th input channel
+    csi_packet_dropout: float = 0.3  # training: chance a sample's CSI loses one packet (filled, masked)
     modality_dropout: float = 0.5  # training: chance a sample keeps only a random non-empty subset
     dropout: float = 0.1  # feature dropout in fusion and head (training only)
 
@@ -51,6 +53,8 @@ class ModelConfig:
         for name in ("feature_dim", "hidden_dim", "lidar_points", "mmwave_points"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.csi_packet_dropout <= 1.0:
+            raise ValueError(f"ModelConfig.csi_packet_dropout must be in [0, 1], got {self.csi_packet_dropout}")
         if not 0.0 <= self.modality_dropout <= 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("ModelConfig.modality_dropout must be in [0, 1] and dropout in [0, 1)")
 

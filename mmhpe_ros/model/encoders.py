@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import MMWAVE_MASK, RGB_SCORE
+from mmhpe_ros.model.csi import drop_csi_packets
+from mmhpe_ros.model.inputs import MMWAVE_MASK, RGB_SCORE, WIFI_MASK
 from mmhpe_ros.modalities import LIDAR_FIELDS, MMWAVE_FIELDS
 from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
@@ -64,12 +65,20 @@ class PointEncoder(nn.Module):
 
 
 class CsiEncoder(nn.Module):
-    """WiFi CSI (B, 2, 3, 114, 10) -> feature: amplitude and phase of the 3 antennas as 6 channels
-    of a subcarrier x packet image, a small conv net and global average pooling."""
+    """WiFi CSI (B, 2, 3, 114, 10) [+ wifi_mask (B, 10)] -> feature: amplitude and phase of the 3
+    antennas as 6 channels of a subcarrier x packet image, plus (``config.csi_mask_channel``) the
+    packet mask as a 7th (1 measured, 0 filled: model/csi.py), a small conv net and global average
+    pooling. A batch without ``wifi_mask`` counts every packet as measured.
 
-    def __init__(self, config: ModelConfig, key: str = "wifi") -> None:
+    Training mode drops one packet of a sample with probability ``config.csi_packet_dropout``
+    (:func:`~mmhpe_ros.model.csi.drop_csi_packets`), so the net learns to read filled packets.
+    """
+
+    def __init__(self, config: ModelConfig, key: str = "wifi", mask_key: str = WIFI_MASK) -> None:
         super().__init__()
-        self.key = key
+        self.key, self.mask_key = key, mask_key
+        self.use_mask = config.csi_mask_channel
+        self.packet_dropout = config.csi_packet_dropout
 
         def block(n_in: int, n_out: int, pool: tuple[int, int] | None) -> list[nn.Module]:
             layers: list[nn.Module] = [
@@ -81,14 +90,23 @@ class CsiEncoder(nn.Module):
 
         w = config.csi_width
         self.conv = nn.Sequential(
-            *block(6, w, (2, 1)), *block(w, 2 * w, (2, 2)), *block(2 * w, 4 * w, None),
+            *block(6 + int(self.use_mask), w, (2, 1)), *block(w, 2 * w, (2, 2)), *block(2 * w, 4 * w, None),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.out = mlp([4 * w, config.feature_dim])
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         csi = inputs[self.key]
-        return self.out(self.conv(csi.flatten(1, 2)))  # (B, 6, 114, 10)
+        mask = inputs.get(self.mask_key)
+        if mask is None:
+            mask = torch.ones(csi.shape[0], csi.shape[-1], dtype=torch.bool, device=csi.device)
+        if self.training:
+            csi, mask = drop_csi_packets(csi, mask.bool(), self.packet_dropout)
+        image = csi.flatten(1, 2)  # (B, 6, 114, 10)
+        if self.use_mask:
+            plane = mask.to(image.dtype)[:, None, None, :].expand(-1, 1, image.shape[2], -1)
+            image = torch.cat([image, plane], dim=1)  # (B, 7, 114, 10)
+        return self.out(self.conv(image))
 
 
 def build_encoder(modality: str, config: ModelConfig) -> nn.Module:

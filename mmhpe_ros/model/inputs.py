@@ -10,11 +10,16 @@ the skeleton in the base frame.
 :func:`input_shapes` lists the model's arrays (docs/architecture.md, "Model API"); a missing
 modality is zeros with ``present`` False (:func:`absent_modality`).
 
-WiFi (:func:`prepare_csi`): amplitude as MM-Fi's official loader does it: inf -> NaN, NaN filled
-with the mean of the same packet (the (3, 114) slice of that packet), then min-max normalised to
-[0, 1] over the whole block. Phase sanitised: non-finite -> 0, unwrapped along the subcarriers,
-the least-squares line across subcarriers removed (per antenna and packet: removes the linear
-phase of timing offset and the constant of phase offset), times ``csi_phase_scale``.
+WiFi (:func:`prepare_csi`): [amplitude, phase] (2, 3, 114, 10) and ``wifi_mask`` (10,) bool, the
+packets that were measured. A missing packet (no finite amplitude) is filled from its neighbours
+in time (:func:`mmhpe_ros.model.csi.fill_csi_gaps`: linear interpolation, the nearest packet at
+the window's edges) and marked False in the mask, never left at 0. Amplitude as MM-Fi's official
+loader does it: inf -> NaN, NaN filled with the mean of the same packet (the (3, 114) slice of
+that packet), then min-max normalised to [0, 1] over the whole block. Phase sanitised: non-finite
+-> 0, unwrapped along the subcarriers, the least-squares line across subcarriers removed (per
+antenna and packet: removes the linear phase of timing offset and the constant of phase
+offset), times ``csi_phase_scale``; missing packets' phase is filled after this sanitisation
+(raw phases carry a random offset per packet, so only sanitised ones interpolate).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.csi import fill_csi_gaps
 from mmhpe_ros.modalities import (
     CSI_ANTENNAS,
     CSI_PACKETS_PER_FRAME,
@@ -36,6 +42,7 @@ from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 CSI_SHAPE = (2, CSI_ANTENNAS, CSI_SUBCARRIERS, CSI_PACKETS_PER_FRAME)
 MMWAVE_MASK = "mmwave_mask"
 RGB_SCORE = "rgb_score"
+WIFI_MASK = "wifi_mask"
 PRESENT = "present"
 
 
@@ -49,7 +56,7 @@ def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], np.dty
             "mmwave": ((config.mmwave_points, len(MMWAVE_FIELDS)), f32),
             MMWAVE_MASK: ((config.mmwave_points,), boolean),
         },
-        "wifi": {"wifi": (CSI_SHAPE, f32)},
+        "wifi": {"wifi": (CSI_SHAPE, f32), WIFI_MASK: ((CSI_SHAPE[-1],), boolean)},
     }
     shapes = {k: v for m in config.modalities for k, v in all_shapes[m].items()}
     shapes[PRESENT] = ((config.num_modalities,), boolean)
@@ -105,7 +112,8 @@ def sanitise_csi_phase(phase: np.ndarray) -> np.ndarray:
 
 
 def prepare_csi(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndarray], bool]:
-    """A (2, 3, 114, 10) [amplitude, phase] block -> ({"wifi": normalised float32}, any amplitude finite)."""
+    """A (2, 3, 114, 10) [amplitude, phase] block -> ({"wifi": normalised float32, "wifi_mask": measured
+    packets}, any amplitude finite)."""
     csi = np.asarray(raw)
     if csi.shape != CSI_SHAPE or not np.issubdtype(csi.dtype, np.number):
         raise ValueError(f"Frame.data['wifi']: expected a numeric array of shape {CSI_SHAPE}, got {csi.dtype} {csi.shape}")
@@ -113,8 +121,6 @@ def prepare_csi(raw: np.ndarray, config: ModelConfig) -> tuple[dict[str, np.ndar
     amplitude, phase = csi[0], csi[1]
     if not np.isfinite(amplitude).any():
         return {}, False
-    prepared = np.stack([
-        normalise_csi_amplitude(amplitude),
-        sanitise_csi_phase(phase) * config.csi_phase_scale,
-    ])
-    return {"wifi": prepared.astype(np.float32)}, True
+    (amplitude, phase), measured = fill_csi_gaps(np.stack([amplitude, sanitise_csi_phase(phase)]))
+    prepared = np.stack([normalise_csi_amplitude(amplitude), phase * config.csi_phase_scale])
+    return {"wifi": prepared.astype(np.float32), WIFI_MASK: measured}, True

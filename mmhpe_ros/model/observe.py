@@ -18,8 +18,8 @@ Per modality (shapes for one frame; :func:`observation_shapes`):
 - ``mmwave``: ``mmwave_points`` (RADAR_POINTS, 5) finite radar points in the search region, x, y,
   z in the base frame, doppler and intensity as measured, strided to at most ``RADAR_POINTS``;
   ``mmwave_valid`` (RADAR_POINTS,) marks real rows.
-- ``wifi``: ``wifi`` (2, 3, 114, 10) normalised CSI (:func:`~mmhpe_ros.model.inputs.prepare_csi`);
-  CSI has no geometry.
+- ``wifi``: ``wifi`` (2, 3, 114, 10) normalised CSI with gaps filled and ``wifi_mask`` (10,) the
+  measured packets (:func:`~mmhpe_ros.model.inputs.prepare_csi`); CSI has no geometry.
 
 Plus, per frame: ``observed`` (M,) bool, the modality carried anything usable; ``roots`` (M, 3)
 and ``localised`` (M,) bool, each modality's estimate of the root (:func:`observation_roots`).
@@ -86,7 +86,7 @@ def observation_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], 
                 "rgb_score": ((NUM_KEYPOINTS_2D,), f32)},
         "lidar": {"lidar_points": ((config.lidar_points, len(LIDAR_FIELDS)), f32)},
         "mmwave": {"mmwave_points": ((RADAR_POINTS, len(MMWAVE_FIELDS)), f32), "mmwave_valid": ((RADAR_POINTS,), boolean)},
-        "wifi": {"wifi": (CSI_SHAPE, f32)},
+        "wifi": {"wifi": (CSI_SHAPE, f32), "wifi_mask": ((CSI_SHAPE[-1],), boolean)},
     }
     shapes = {k: v for m in config.modalities for k, v in per_modality[m].items()}
     shapes[OBSERVED] = ((config.num_modalities,), boolean)

@@ -1,9 +1,13 @@
-"""wifi_node: 100 Hz CSI packets (sensor_msgs/Image, 64FC2 / 32FC2) -> the WiFi encoder's input.
+"""wifi_node: CSI packets (sensor_msgs/Image: amplitude/phase 64FC2 / 32FC2 or I/Q complex128 /
+complex64) of any antenna x subcarrier layout and rate -> the WiFi encoder's input.
 
-Packets are assembled into (2, 3, 114, 10) frame windows (:mod:`mmhpe_ros.runtime.csi_window`),
-normalised as the model's card says and published stamped with the frame's stamp. A window the
-stream leaves unfinished is published (missing packets NaN) after ``window_timeout_s`` of silence
-(steady time, so also while a replay's sim time stands still).
+Each packet is mapped onto the model's 3 antennas x 114 subcarriers (``csi_layout``,
+``subcarrier_mapping``, ``antenna_policy``, ``antenna_select``: :mod:`mmhpe_ros.runtime.csi_layout`),
+the packets are resampled by stamp onto the 10 slots of each 100 ms frame window
+(:mod:`mmhpe_ros.runtime.csi_window`, ``max_gap_s``), normalised as the model's card says and
+published stamped with the frame's stamp. A window the stream leaves unfinished is published
+(missing slots NaN, filled and marked by the model) after ``window_timeout_s`` of silence (steady
+time, so also while a replay's sim time stands still).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sensor_msgs.msg import Image
 from mmhpe_ros.modalities import CSI_PACKETS_PER_FRAME, SENSOR_TOPICS
 from mmhpe_ros.nodes.sensor_node import SensorNode
 from mmhpe_ros.nodes.spin import spin_node
+from mmhpe_ros.runtime.csi_layout import LAYOUTS, MODEL_LAYOUT, CsiLayoutMapper
 from mmhpe_ros.runtime.csi_window import CsiWindowAssembler
 from mmhpe_ros.runtime.sensors import CsiProcessor
 
@@ -29,13 +34,28 @@ class WifiNode(SensorNode):
                               "sources); false: windows on whole multiples of 100 ms, as bags stamp them")
         lag = self.declare("lag_frames", 1, "frames a packet may arrive late and still join its window")
         min_packets = self.declare("min_packets", CSI_PACKETS_PER_FRAME // 2,
-                                   "windows with fewer packets are dropped (missing packets are NaN)")
+                                   "windows with fewer resampled slots are dropped (missing slots are NaN)")
         timeout = self.declare("window_timeout_s", 0.5, "publish an unfinished window after this much silence")
         depth = self.declare("packet_queue_depth", 5 * CSI_PACKETS_PER_FRAME,
                              "CSI packets the subscription keeps while the node is busy (sensor-data QoS "
                              "otherwise; its default depth of 5 is 5 ms of packets at x10 replay)")
+        layout = self.declare("csi_layout", MODEL_LAYOUT, "subcarriers of the input packets' columns: a preset "
+                              f"({', '.join(sorted(LAYOUTS))}); ignored when subcarrier_indices is set")
+        indices = self.declare("subcarrier_indices", [0.0], "the input columns' subcarrier indices (ascending, "
+                               "units of 312.5 kHz from the channel centre); [0.0]: use csi_layout")
+        mapping = self.declare("subcarrier_mapping", "frequency", "frequency: interpolate at the model's "
+                               "subcarrier indices (out-of-band ones NaN, filled by the model); stretch: map the "
+                               "input's index range onto the model's first")
+        antenna_policy = self.declare("antenna_policy", "repeat", "fewer than 3 antennas: repeat (cycle the "
+                                      "rows) or fill (missing rows NaN, filled by the model)")
+        antenna_select = self.declare("antenna_select", [0, 1, 2], "more than 3 antennas: the rows to use")
+        max_gap = self.declare("max_gap_s", 0.05, "window slots between packets further apart than this are "
+                               "missing (masked); closer ones are interpolated")
+        mapper = CsiLayoutMapper(list(indices) if len(indices) > 1 else layout, mapping, antenna_policy,
+                                 antenna_select)
         self.processor = CsiProcessor(self.config, CsiWindowAssembler(
-            origin_ns=None if anchor else 0, lag_frames=lag, min_packets=min_packets))
+            origin_ns=None if anchor else 0, lag_frames=lag, min_packets=min_packets,
+            max_gap_ns=round(max_gap * 1e9)), mapper)
         self._timeout = Duration(seconds=timeout)
         self._last_packet = self._steady.now()  # steady: "quiet" also when sim time stands still
         self.subscribe(Image, self.topic, self._on_packet, depth=depth)
@@ -58,6 +78,7 @@ class WifiNode(SensorNode):
     def extra_counters(self, topic: str) -> dict[str, int]:
         c = self.processor.assembler.counters
         return {"packets": c.packets, "late_packets": c.late, "duplicate_packets": c.duplicates,
+                "overflow_packets": c.overflow, "surplus_packets": c.surplus,
                 "resets": c.resets, "windows": c.windows, "incomplete_windows": c.incomplete,
                 "too_sparse_windows": c.too_sparse}
 

@@ -60,10 +60,15 @@ FIELD_ALIASES: tuple[tuple[str, ...], ...] = (
     ("intensity", "snr", "power"),
 )
 
-# sensor_msgs/Image encodings of a CSI packet: two channels (amplitude, phase) per element.
+# sensor_msgs/Image encodings of a CSI packet, two float channels per element: amplitude (dB) and
+# phase (rad) with the standard names, complex I/Q (real, imaginary) with numpy's complex names.
 CSI_ENCODINGS: dict[str, np.dtype] = {
     "64FC2": np.dtype(np.float64),
     "32FC2": np.dtype(np.float32),
+}
+CSI_IQ_ENCODINGS: dict[str, np.dtype] = {
+    "complex128": np.dtype(np.float64),
+    "complex64": np.dtype(np.float32),
 }
 
 _UINT32_MAX = 2**32 - 1
@@ -581,17 +586,31 @@ def create_points(
 
 
 def create_csi_packet(
-    types: MessageTypes, header: Any, amplitude: np.ndarray, phase: np.ndarray
+    types: MessageTypes, header: Any, amplitude: np.ndarray | None = None, phase: np.ndarray | None = None,
+    *, iq: np.ndarray | None = None,
 ) -> Any:
-    """One CSI packet as a two-channel float ``sensor_msgs/Image``.
+    """One CSI packet as a two-channel float ``sensor_msgs/Image``: amplitude/phase or complex I/Q.
 
-    ``amplitude`` and ``phase`` are (antennas, subcarriers) arrays (MM-Fi: (3, 114)) of one
-    float dtype: rows = antennas (``height``), columns = subcarriers (``width``), channels
-    interleaved (amplitude, phase); ``64FC2`` for float64, ``32FC2`` for float32;
-    little-endian, ``step = width * 2 * itemsize``.
+    Either ``amplitude`` (dB, ``20 log10 |H|``) and ``phase`` (radians), (antennas, subcarriers)
+    arrays of one float dtype (MM-Fi: (3, 114)): encoding ``64FC2`` for float64, ``32FC2`` for
+    float32, channels (amplitude, phase). Or ``iq``, one complex (antennas, subcarriers) array:
+    encoding ``complex128`` / ``complex64``, channels (real I, imaginary Q). Rows = antennas
+    (``height``), columns = subcarriers (``width``) in ascending subcarrier index, channels
+    interleaved; little-endian, ``step = width * 2 * itemsize``.
 
-    Raises :class:`CodecError` for shapes that differ or are not 2-D, or a non-float dtype.
+    Raises :class:`CodecError` for shapes that differ or are not 2-D, a wrong dtype, or both or
+    neither of amplitude/phase and ``iq``.
     """
+    if iq is not None:
+        if amplitude is not None or phase is not None:
+            raise CodecError("CSI packet: give amplitude and phase, or iq, not both")
+        iq = np.asarray(iq)
+        if iq.ndim != 2 or iq.dtype.kind != "c" or iq.dtype.itemsize not in (8, 16):
+            raise CodecError(f"CSI iq must be a complex64 / complex128 (antennas, subcarriers) array, "
+                             f"got {iq.dtype} {iq.shape}")
+        return _two_channel_image(types, header, iq.real, iq.imag, iq.dtype.name)
+    if amplitude is None or phase is None:
+        raise CodecError("CSI packet: give amplitude and phase (or iq)")
     amplitude, phase = np.asarray(amplitude), np.asarray(phase)
     if amplitude.ndim != 2 or amplitude.shape != phase.shape:
         raise CodecError(
@@ -602,8 +621,14 @@ def create_csi_packet(
     encoding = next((name for name, d in CSI_ENCODINGS.items() if d == dtype), None)
     if encoding is None:
         raise CodecError(f"CSI arrays must be float32 or float64, got {dtype}")
-    height, width = amplitude.shape
-    pixels = np.stack([amplitude, phase], axis=-1).astype(dtype.newbyteorder("<"), copy=False)
+    return _two_channel_image(types, header, amplitude, phase, encoding)
+
+
+def _two_channel_image(types: MessageTypes, header: Any, first: np.ndarray, second: np.ndarray,
+                       encoding: str) -> Any:
+    dtype = np.result_type(first, second)
+    height, width = first.shape
+    pixels = np.stack([first, second], axis=-1).astype(dtype.newbyteorder("<"), copy=False)
     return types.Image(
         header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
         step=width * 2 * dtype.itemsize,
@@ -611,16 +636,43 @@ def create_csi_packet(
     )
 
 
-def read_csi_packet(msg: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a CSI Image into (amplitude, phase), each (height, width) in the encoding's dtype.
+def csi_packet_is_iq(msg: Any) -> bool:
+    """True for a complex I/Q CSI packet (encoding ``complex64`` / ``complex128``)."""
+    return msg.encoding in CSI_IQ_ENCODINGS
 
-    Honours ``step`` (row padding) and ``is_bigendian``; results are native-endian, views of the
-    buffer where possible (possibly read-only). Raises :class:`CodecError` for an encoding other
-    than those of :data:`CSI_ENCODINGS`, ``step`` shorter than a row, or data length !=
-    ``step * height``.
+
+def read_csi_packet(msg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a CSI Image into (amplitude, phase), each (height, width).
+
+    Amplitude/phase packets (``64FC2`` / ``32FC2``) come back in the encoding's dtype, views of the
+    buffer where possible (possibly read-only). Complex I/Q packets (``complex128`` /
+    ``complex64``) are converted: amplitude ``20 log10 |H|`` in dB (``-inf`` where ``H`` is 0, as
+    MM-Fi's CSIamp), phase ``angle(H)``, float64. Honours ``step`` (row padding) and
+    ``is_bigendian``. Raises :class:`CodecError` for another encoding, ``step`` shorter than a
+    row, or data length != ``step * height``.
     """
+    if csi_packet_is_iq(msg):
+        iq = read_csi_iq(msg).astype(np.complex128)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return 20.0 * np.log10(np.abs(iq)), np.angle(iq)
     pixels = _float_pixels(msg, "CSI Image", CSI_ENCODINGS, channels=2)
     return pixels[..., 0], pixels[..., 1]
+
+
+def read_csi_iq(msg: Any) -> np.ndarray:
+    """Decode a CSI Image into complex (height, width) values ``H``, whatever its encoding.
+
+    I/Q packets as they are (complex128, or complex64 for ``complex64``); amplitude/phase packets
+    as ``10 ** (amplitude / 20) * exp(1j * phase)``. Raises :class:`CodecError` as
+    :func:`read_csi_packet` does.
+    """
+    if csi_packet_is_iq(msg):
+        pixels = _float_pixels(msg, "CSI Image", CSI_IQ_ENCODINGS, channels=2)
+        complex_type = np.complex64 if pixels.dtype == np.float32 else np.complex128
+        return (pixels[..., 0] + 1j * pixels[..., 1]).astype(complex_type)
+    amplitude, phase = read_csi_packet(msg)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 10.0 ** (amplitude.astype(np.float64) / 20.0) * np.exp(1j * phase.astype(np.float64))
 
 
 # sensor_msgs/Image encodings of a single-channel float matrix.
@@ -661,7 +713,8 @@ def _float_pixels(msg: Any, what: str, encodings: Mapping[str, np.dtype], channe
     """Validated (height, width, channels) native-endian view of a float Image's pixels."""
     encoding = msg.encoding
     if encoding not in encodings:
-        raise CodecError(f"{what}: encoding {encoding!r}, expected one of {list(encodings)}")
+        raise CodecError(f"{what}: encoding {encoding!r}, expected one of {list(encodings)}"
+                         + (f" or {list(CSI_IQ_ENCODINGS)}" if encodings is CSI_ENCODINGS else ""))
     element = encodings[encoding].newbyteorder(">" if msg.is_bigendian else "<")
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     buffer = _byte_buffer(msg.data, what)

@@ -16,9 +16,9 @@ Carriers (standard messages, so ``ros2 topic echo``, RViz and bags work without 
 - ``mmwave``: PointCloud2, float32 ``x``, ``y``, ``z``, ``velocity``, ``intensity``: the radar's
   points in the search region (at most ``observe.RADAR_POINTS``); padding and ``mmwave_valid``
   are rebuilt on reading.
-- ``wifi``: ``sensor_msgs/Image`` ``32FC1`` of the (2, 3, 114, 10) block in C order as rows =
-  2 * 3 * 114 = 684 (channel [amplitude, phase], then antenna, then subcarrier) and
-  cols = 10 (packets).
+- ``wifi``: ``sensor_msgs/Image`` ``32FC1`` of 685 rows x 10 cols (packets): rows 0..683 the
+  (2, 3, 114, 10) block in C order (channel [amplitude, phase], then antenna, then subcarrier),
+  row 684 ``wifi_mask`` as 1.0 (measured) / 0.0 (filled from its neighbours).
 
 A message with no points (or an empty image) stands for "observed nothing" (no person-shaped
 cluster, no keypoint): it reads back as :func:`model.observe.empty_observation`;
@@ -33,7 +33,7 @@ import numpy as np
 
 from mmhpe_ros.modalities import LIDAR_FIELDS, MMWAVE_FIELDS, TOPICS
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import CSI_SHAPE
+from mmhpe_ros.model.inputs import CSI_SHAPE, WIFI_MASK
 from mmhpe_ros.model.observe import RADAR_POINTS, empty_observation, observation_shapes
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
@@ -46,7 +46,8 @@ FEATURE_FIELDS: dict[str, tuple[str, ...]] = {
     "lidar": LIDAR_FIELDS,
     "mmwave": MMWAVE_FIELDS,
 }
-WIFI_IMAGE_SHAPE = (int(np.prod(CSI_SHAPE[:-1])), CSI_SHAPE[-1])  # (684, 10)
+WIFI_BLOCK_ROWS = int(np.prod(CSI_SHAPE[:-1]))  # 684 rows of CSI, then one row of wifi_mask
+WIFI_IMAGE_SHAPE = (WIFI_BLOCK_ROWS + 1, CSI_SHAPE[-1])  # (685, 10)
 FEATURE_MESSAGE_TYPES: dict[str, str] = {
     "rgb": "sensor_msgs/msg/PointCloud2",
     "lidar": "sensor_msgs/msg/PointCloud2",
@@ -78,7 +79,11 @@ def features_message(
         return codecs.create_points(types, header, empty, FEATURE_FIELDS[modality])
     if modality == "wifi":
         block = _array(arrays, "wifi", CSI_SHAPE)
-        return codecs.create_float_image(types, header, block.reshape(WIFI_IMAGE_SHAPE))
+        mask = np.asarray(arrays.get(WIFI_MASK, np.ones(CSI_SHAPE[-1], bool)), dtype=bool)
+        if mask.shape != (CSI_SHAPE[-1],):
+            raise CodecError(f"wifi features: {WIFI_MASK} must be ({CSI_SHAPE[-1]},), got {mask.shape}")
+        image = np.vstack([block.reshape(WIFI_BLOCK_ROWS, -1), mask[None].astype(np.float32)])
+        return codecs.create_float_image(types, header, image)
     if modality == "rgb":
         rays = _array(arrays, "rgb_rays", (NUM_KEYPOINTS_2D, 3))
         origin = _array(arrays, "rgb_origin", (3,))
@@ -105,7 +110,7 @@ def read_features(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.
 
     Raises :class:`CodecError` when the message does not fit the model (a LiDAR cloud of another
     point count than ``config.lidar_points``, more than ``RADAR_POINTS`` radar points, a wifi
-    image that is not 684 x 10, not 17 keypoint rays) or holds non-finite values.
+    image that is not 685 x 10, not 17 keypoint rays) or holds non-finite values.
     """
     _check_modality(modality)
     if modality not in config.modalities:
@@ -123,9 +128,14 @@ def _decode(modality: str, msg: Any, config: ModelConfig) -> dict[str, np.ndarra
     if modality == "wifi":
         image = codecs.read_float_image(msg)
         if image.shape != WIFI_IMAGE_SHAPE:
-            raise CodecError(f"wifi features: image is {image.shape}, expected {WIFI_IMAGE_SHAPE} (rows x packets)")
+            raise CodecError(f"wifi features: image is {image.shape}, expected {WIFI_IMAGE_SHAPE} "
+                             "(CSI rows + mask row x packets)")
+        mask_row = image[WIFI_BLOCK_ROWS]
+        if not np.isin(mask_row, (0.0, 1.0)).all():
+            raise CodecError(f"wifi features: the {WIFI_MASK} row must hold only 0 and 1")
         with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN from absurd values: refused by the caller
-            return {"wifi": image.astype(np.float32).reshape(CSI_SHAPE)}
+            block = image[:WIFI_BLOCK_ROWS].astype(np.float32).reshape(CSI_SHAPE)
+        return {"wifi": block, WIFI_MASK: mask_row == 1.0}
     with np.errstate(over="ignore", invalid="ignore"):
         points = codecs.read_point_columns(msg, FEATURE_FIELDS[modality], dtype=np.float32)
     if modality == "rgb":

@@ -26,6 +26,7 @@ from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.observe import Rig, observe_lidar, observe_mmwave, observe_rgb
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
+from mmhpe_ros.runtime.csi_layout import CsiLayoutMapper
 from mmhpe_ros.runtime.csi_window import CsiWindow, CsiWindowAssembler
 from mmhpe_ros.skeleton import NUM_KEYPOINTS_2D
 
@@ -150,18 +151,26 @@ class CloudProcessor:
 
 
 class CsiProcessor:
-    """wifi: 100 Hz CSI packet Images -> (2, 3, 114, 10) windows -> normalised CSI features."""
+    """wifi: CSI packet Images of any layout and rate -> (2, 3, 114, 10) windows -> CSI features.
+
+    Each packet (amplitude/phase or complex I/Q, :func:`codecs.read_csi_packet`) is mapped onto
+    the model's 3 antennas x 114 subcarriers (:class:`CsiLayoutMapper`, default: already on it)
+    and the assembler resamples the packets of each frame onto its 10 slots by stamp.
+    """
 
     modality = "wifi"
 
-    def __init__(self, config: ModelConfig, assembler: CsiWindowAssembler | None = None) -> None:
+    def __init__(self, config: ModelConfig, assembler: CsiWindowAssembler | None = None,
+                 layout: CsiLayoutMapper | None = None) -> None:
         self.config = config
         self.assembler = assembler or CsiWindowAssembler()
+        self.layout = layout or CsiLayoutMapper()
         self._frame_id = ""
 
     def process(self, msg: Any) -> list[Features]:
         """Add one packet; returns the features of the windows it completes (often none)."""
         amplitude, phase = map(_unrepresentable_as_nan, codecs.read_csi_packet(msg))
+        amplitude, phase = self.layout(amplitude, phase)
         self._frame_id = msg.header.frame_id
         windows = self.assembler.add(codecs.header_stamp_ns(msg), amplitude, phase)
         return [self._window_features(window) for window in windows]
