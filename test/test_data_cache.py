@@ -156,3 +156,12 @@ def test_a_large_uncached_source_goes_to_a_temporary_memory_map() -> None:
 
     gc.collect()
     assert not directory.exists()  # removed with the last reference
+
+
+def test_the_first_pass_in_workers_prepares_the_same_arrays(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cache, "PARALLEL_MIN_FRAMES", 0)
+    serial = cache.prepare_frames(dataset_of(tree), TINY)
+    parallel = cache.prepare_frames(dataset_of(tree), TINY, tmp_path / "cache", workers=2)
+    assert parallel.directory is not None and serial.arrays.keys() == parallel.arrays.keys()
+    for key in serial.arrays:
+        np.testing.assert_array_equal(serial.arrays[key], parallel.arrays[key])

@@ -111,7 +111,8 @@ def grid(base: TrainConfig, methods: Sequence[str], seeds: Sequence[int], alone:
 
 def _digest(config: TrainConfig) -> str:
     values = {k: v for k, v in config.to_dict().items() if k not in ("output_dir", "progress", "tensorboard",
-                                                                   "num_workers", "device", "cache_dir")}
+                                                                   "num_workers", "prepare_workers", "device", "cache_dir",
+                                                                   "cache_bytes")}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -51,6 +51,7 @@ PREPROCESSING_VERSION = 1
 TARGET = "joints"
 DEFAULT_CACHE_BYTES = 4 << 30  # a prepared set up to this size is held in memory, a larger one memory-mapped
 META_FILE = "meta.json"
+PARALLEL_MIN_FRAMES = 256  # smaller sources are prepared in the calling process (workers cost more to start)
 CACHE_FORMAT = "mmhpe_ros.prepared/1"
 
 
@@ -181,7 +182,7 @@ def _identity(sample: Any) -> Any:
 
 
 def _prepared_samples(frames: FrameSource, config: ModelConfig, workers: int) -> Iterator[dict[str, np.ndarray]]:
-    if workers <= 0:
+    if workers <= 0 or len(frames) < PARALLEL_MIN_FRAMES:
         return (prepare_sample(frames[i], config) for i in range(len(frames)))
     return iter(DataLoader(_Prepare(frames, config), batch_size=None, num_workers=workers,
                            collate_fn=_identity, prefetch_factor=8))

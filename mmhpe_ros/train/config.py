@@ -69,7 +69,8 @@ class TrainConfig:
     # Run.
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers serving training batches (0: the training process)
+    prepare_workers: int = 2  # DataLoader workers of the first pass that reads and prepares every frame
     cache_dir: str | None = "auto"  # prepared inputs on disk; auto: ~/.cache/mmhpe_ros/prepared; null: memory
     cache_bytes: int = 4 << 30  # prepared inputs up to this size are held in memory, larger ones memory-mapped
     output_dir: str = "runs/train"

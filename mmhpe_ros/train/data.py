@@ -289,7 +289,7 @@ class TrainingData:
         fit = fit[strided(len(fit), config.max_train_frames)]
         held = held[strided(len(held), config.max_holdout_frames)]
         prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
-                                  config.num_workers, progress)
+                                  config.prepare_workers, progress)
         self.fit = PoseDataset(frames, model_config, prepared=prepared, positions=fit, transform=transform)
         self.holdout = PoseDataset(frames, model_config, prepared=prepared, positions=held)
         if len(self.holdout) == 0 and config.holdout_fraction > 0:
@@ -315,7 +315,7 @@ def validation_data(config: TrainConfig, model_config: ModelConfig, missing: str
     frames = source if len(positions) == len(source) else FrameSubset(source, positions)
     limit = config.max_val_frames
     prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
-                              config.num_workers, progress)
+                              config.prepare_workers, progress)
     return PoseDataset(frames, model_config, prepared=prepared, positions=strided(len(frames), limit))
 
 

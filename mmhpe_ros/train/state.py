@@ -41,7 +41,7 @@ KEEP_CHECKPOINTS = 2
 PAUSE_ENV = "MMHPE_TRAIN_PAUSE"
 _NAME = re.compile(r"^epoch_(\d{4,})$")
 # Config keys that may change on --resume (the rest must match the checkpoint).
-RESUMABLE_KEYS = ("epochs", "output_dir", "progress", "tensorboard", "num_workers", "device", "data_root", "bags",
+RESUMABLE_KEYS = ("epochs", "output_dir", "progress", "tensorboard", "num_workers", "prepare_workers", "device", "data_root", "bags",
                   "cache_dir", "cache_bytes")
 
 

@@ -123,9 +123,13 @@ class Trainer:
         progress = config.progress and self.ctx.is_main
         self.data_info: dict[str, Any] = {}
         if datasets is None:
+            if not self.ctx.is_main:  # the main process fills the disk cache, the others then read it
+                self.ctx.barrier()
             data = TrainingData(config, self.model_config, source, progress, transform)
             self.fit_set, self.holdout_set, self.data_info = data.fit, data.holdout, data.info
             self.val_set = validation_data(config, self.model_config, progress=progress) if config.val_curves else None
+            if self.ctx.is_main:
+                self.ctx.barrier()
         else:
             self.fit_set, self.holdout_set = datasets[0], datasets[1]
             self.val_set = datasets[2] if len(datasets) > 2 else None
