@@ -131,6 +131,24 @@ def test_training_never_reads_a_validation_frame(tmp_path: Path) -> None:
     assert "val_mpjpe_mm" not in result.history[-1]
 
 
+def test_transforms_run_on_training_and_held_out_batches(tmp_path: Path) -> None:
+    frames = [Frame(SequenceKey("E01", s, "A02"), i, f.joints, f.data)
+              for n, s in enumerate(("S01", "S02", "S03")) for i, f in enumerate(synthetic_frames(4, n))]
+    seen: dict[str, int] = {"train": 0, "eval": 0}
+
+    def counting(kind: str):
+        def transform(batch):
+            seen[kind] += len(batch["joints"])
+            assert batch["lidar"].ndim == 3 and isinstance(batch["lidar"], np.ndarray)  # batched numpy arrays
+            return batch
+        return transform
+
+    train(tiny_config(tmp_path, method="naive", epochs=1, shapley_batches=0), source=frames,
+          transform=counting("train"), eval_transform=counting("eval"))
+    assert seen["train"] == 8  # the 8 fitted frames, once
+    assert seen["eval"] >= 4  # the held-out sequence (4 frames), per epoch and for the card's errors
+
+
 def test_training_runs_with_the_validation_subjects_absent_from_the_tree(tmp_path: Path) -> None:
     training_only = [k for k in TREE_KEYS if split_of(k, "P1", "S2") == "train"]
     root = write_tree(tmp_path / "mmfi", training_only, frames=4)

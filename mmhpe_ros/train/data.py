@@ -274,10 +274,13 @@ class TrainingData:
     """The training split of a config, prepared once: fitted frames, held-out frames, their sizes.
 
     ``fit`` and ``holdout`` are :class:`PoseDataset` views of the same prepared arrays; the
-    validation split is never opened. ``info`` goes into the model card."""
+    validation split is never opened. ``transform`` runs on fitted batches (augmentation),
+    ``eval_transform`` on held-out ones (what must also happen at inference, e.g. centring).
+    ``info`` goes into the model card."""
 
     def __init__(self, config: TrainConfig, model_config: ModelConfig, source: FrameSource | None = None,
-                 progress: bool = False, transform: Transform | None = None) -> None:
+                 progress: bool = False, transform: Transform | None = None,
+                 eval_transform: Transform | None = None) -> None:
         source = frame_source(config, "train") if source is None else source
         train_positions = split_positions(config, source, "train")
         if len(train_positions) == 0:
@@ -291,7 +294,7 @@ class TrainingData:
         prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
                                   config.prepare_workers, progress)
         self.fit = PoseDataset(frames, model_config, prepared=prepared, positions=fit, transform=transform)
-        self.holdout = PoseDataset(frames, model_config, prepared=prepared, positions=held)
+        self.holdout = PoseDataset(frames, model_config, prepared=prepared, positions=held, transform=eval_transform)
         if len(self.holdout) == 0 and config.holdout_fraction > 0:
             raise ValueError(f"no held-out frames: {len(index)} training frames in {len({k for k, _ in index})} "
                              "sequences; set holdout_fraction higher or give more data")
@@ -305,7 +308,7 @@ class TrainingData:
 
 
 def validation_data(config: TrainConfig, model_config: ModelConfig, missing: str | None = None,
-                    progress: bool = False, split: str = "val") -> PoseDataset:
+                    progress: bool = False, split: str = "val", transform: Transform | None = None) -> PoseDataset:
     """The validation (or another) split as a dataset: for ``mmhpe-ros evaluate`` and, only when
     asked, per-epoch validation curves for plotting. ``missing`` defaults to the toolbox policy."""
     source = frame_source(config, split if split in ("train", "val") else None, missing=missing or "skip")
@@ -316,7 +319,8 @@ def validation_data(config: TrainConfig, model_config: ModelConfig, missing: str
     limit = config.max_val_frames
     prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
                               config.prepare_workers, progress)
-    return PoseDataset(frames, model_config, prepared=prepared, positions=strided(len(frames), limit))
+    return PoseDataset(frames, model_config, prepared=prepared, positions=strided(len(frames), limit),
+                       transform=transform)
 
 
 __all__ = ["INDEX", "FrameSubset", "PoseDataset", "TrainingData", "batch_loader", "frame_source",

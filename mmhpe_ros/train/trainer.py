@@ -110,12 +110,14 @@ class Trainer:
 
     ``datasets``: ``(fit, holdout)`` or ``(fit, holdout, val)`` datasets instead of opening
     ``config``'s data (tests, benches); ``source``: a frame source to take the training split
-    from instead of ``config.data_root`` / ``bags``; ``transform``: applied to every training batch.
+    from instead of ``config.data_root`` / ``bags``; ``transform(batch) -> batch``: applied to
+    every training batch (numpy arrays; e.g. random rigid augmentation); ``eval_transform``: to
+    every held-out and validation batch (what inference does too, e.g. centring).
     """
 
     def __init__(self, config: TrainConfig, context: Context | None = None,
                  datasets: tuple[PoseDataset, ...] | None = None, source: FrameSource | None = None,
-                 transform: Transform | None = None) -> None:
+                 transform: Transform | None = None, eval_transform: Transform | None = None) -> None:
         self.config, self.ctx = config, context or Context()
         self.output_dir = Path(config.output_dir)
         self.model_config = ModelConfig.from_dict({**dict(config.model), "modalities": list(config.model_modalities),
@@ -125,9 +127,10 @@ class Trainer:
         if datasets is None:
             if not self.ctx.is_main:  # the main process fills the disk cache, the others then read it
                 self.ctx.barrier()
-            data = TrainingData(config, self.model_config, source, progress, transform)
+            data = TrainingData(config, self.model_config, source, progress, transform, eval_transform)
             self.fit_set, self.holdout_set, self.data_info = data.fit, data.holdout, data.info
-            self.val_set = validation_data(config, self.model_config, progress=progress) if config.val_curves else None
+            self.val_set = (validation_data(config, self.model_config, progress=progress, transform=eval_transform)
+                            if config.val_curves else None)
             if self.ctx.is_main:
                 self.ctx.barrier()
         else:
@@ -450,13 +453,14 @@ def write_log(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Non
 
 
 def train(config: TrainConfig, resume: bool = False, datasets: tuple[PoseDataset, ...] | None = None,
-          source: FrameSource | None = None, transform: Transform | None = None) -> TrainResult:
+          source: FrameSource | None = None, transform: Transform | None = None,
+          eval_transform: Transform | None = None) -> TrainResult:
     """Train per ``config`` (joining ``torchrun``'s process group if any); ``resume`` continues
     from the newest complete checkpoint of ``config.output_dir``. ``datasets`` / ``source`` /
-    ``transform``: see :class:`Trainer`."""
+    ``transform`` / ``eval_transform``: see :class:`Trainer`."""
     context = setup(config.device)
     try:
-        trainer = Trainer(config, context, datasets, source, transform)
+        trainer = Trainer(config, context, datasets, source, transform, eval_transform)
         if resume:
             trainer.resume()
         elif complete_checkpoints(config.output_dir):
