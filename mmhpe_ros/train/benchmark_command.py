@@ -61,7 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     from mmhpe_ros.train.benchmark import grid, parse_alphas, read_result, run_grid, write_outputs
     from mmhpe_ros.train.config import load_train_config
 
+    import warnings
+
+    from mmhpe_ros.data.mmfi import PartialDatasetWarning
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("once", category=PartialDatasetWarning)  # every run opens the same tree
     base = load_train_config(args.config, args.overrides)
     try:
         seeds = [int(s) for s in _list(args.seeds)]
