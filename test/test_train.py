@@ -5,6 +5,7 @@ import csv
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,23 @@ def test_training_data_from_an_mmfi_tree_holds_out_training_sequences(tree: Path
     assert len(capped.fit) == 3 and len(capped.holdout) == 4
     val = validation_data(config, ModelConfig(**TINY))
     assert set(val.sequence_keys()) == {TREE_KEYS[3]} and len(val) == 4
+
+
+def test_an_anomalous_file_is_skipped_unless_strict(tree: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mmhpe_ros.data.mmfi import AnomalousFilesWarning, MmfiFormatError
+
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    (copy / "E01/S02/A02/lidar/frame002.bin").unlink()  # a frame file missing: one anomaly
+    with pytest.warns(AnomalousFilesWarning, match="1 missing frame file"):
+        data = TrainingData(tiny_config(tmp_path, data_root=str(copy)), ModelConfig(**TINY))
+    assert len(data.fit) + len(data.holdout) == 16  # kept, without LiDAR (missing: absent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(MmfiFormatError, match=r"S02/A02/lidar/frame002\.bin: missing file"):
+            TrainingData(tiny_config(tmp_path, data_root=str(copy), strict_data=True), ModelConfig(**TINY))
 
 
 class ValidationGuard:

@@ -381,8 +381,9 @@ class MmfiDataset:
 
     Files that are not as MM-Fi ships them (a missing or extra frame file, one over the size limit
     or of partial point rows, an unreadable ground truth, a frame file that fails to load) raise
-    :class:`MmfiFormatError` with ``strict=True``. By default (tolerant) they are skipped and
-    counted in ``anomalies`` (kind -> count), with one :class:`AnomalousFilesWarning` after
+    :class:`MmfiFormatError` with ``strict=True`` (the default: conversion refuses a damaged tree).
+    With ``strict=False`` (training and evaluation: ``TrainConfig.strict_data``) they are skipped
+    and counted in ``anomalies`` (kind -> count), with one :class:`AnomalousFilesWarning` after
     indexing: an anomalous frame file counts as an empty one (the frame lacks that modality, so
     ``missing`` decides), a sequence with an unreadable ground truth is left out. A file that
     fails only when read (``__getitem__``) leaves that modality out of the frame and is counted.
@@ -399,7 +400,7 @@ class MmfiDataset:
         *,
         select: Callable[[SequenceKey], bool] | None = None,
         progress: bool = False,
-        strict: bool = False,
+        strict: bool = True,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -26,7 +25,6 @@ from mmhpe_ros.data.frames import Frame, FrameSource, SequenceKey
 from mmhpe_ros.data.splits import holdout_sequences, protocol_actions, split_filter, split_of
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.encoders import WINDOW_SUFFIX, window_keys
-from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.skeleton import NUM_JOINTS
 from mmhpe_ros.train.cache import (
     DEFAULT_CACHE_BYTES,
@@ -39,7 +37,6 @@ from mmhpe_ros.train.cache import (
 )
 from mmhpe_ros.train.config import TrainConfig
 
-log = logging.getLogger(__name__)
 INDEX = "index"
 Transform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

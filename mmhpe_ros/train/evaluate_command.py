@@ -105,7 +105,6 @@ def _check_data(config: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from mmhpe_ros.model.checkpoint import load_model
