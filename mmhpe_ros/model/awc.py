@@ -2,8 +2,10 @@
 
     L = L_MPJPE + sum_m alpha_m * sum_{i in encoder m} F_i (theta_i - theta*_i)^2 / 2
 
-(Qi et al., the AWC section of the method: a per-parameter EWC-style constraint weighted by the
-diagonal of the Fisher Information Matrix and, per modality, by its assessed contribution.)
+(Qi et al., the AWC part of the method: a per-parameter EWC-style constraint weighted by the
+diagonal of the Fisher Information Matrix and, per modality, by its assessed contribution. Only
+the paper's abstract and secondary summaries (../shared/docs/method.md) could be read here, so
+its section and equation numbers are not cited.)
 
 ``F`` is the diagonal empirical Fisher information as the paper defines it,
 F_i = 1/|D| sum_n (d L(x_n, y_n; theta) / d theta_i)^2: the mean over samples of the squared

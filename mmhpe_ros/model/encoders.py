@@ -13,8 +13,9 @@ Two families (``ModelConfig.rgb_encoder`` / ``lidar_encoder`` / ``mmwave_encoder
 - the paper's choices (Qi et al., "Towards Balanced Multi-Modal Learning in 3D Human Pose
   Estimation", implementation details: VideoPose3D for RGB keypoint sequences, Point Transformer
   for LiDAR and mmWave, MetaFi++ for WiFi CSI): :class:`TemporalKeypointEncoder`,
-  :class:`PointTransformerEncoder`, :class:`MetaFiEncoder`. The paper names these networks but not
-  their sizes; the sizes below are ours and say so.
+  :class:`PointTransformerEncoder`, :class:`MetaFiEncoder`. The paper (as summarised in
+  ../shared/docs/method.md; its full text could not be read here, so no section numbers) names
+  these networks but not their sizes; the sizes below are ours and say so.
 """
 from __future__ import annotations
 
