@@ -149,6 +149,19 @@ def test_training_never_reads_a_validation_frame(tmp_path: Path) -> None:
     assert "val_mpjpe_mm" not in result.history[-1]
 
 
+def test_validation_curves_only_when_asked_and_labelled(tree: Path, tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, data_root=str(tree), method="naive", epochs=2, val_curves=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = train(config)
+    rows = list(csv.DictReader(open(Path(config.output_dir) / LOG_FILE, newline="")))
+    assert list(rows[0]) == log_columns(MODALITIES, val_curves=True)
+    assert all(np.isfinite(float(r["val_mpjpe_mm"])) for r in rows)
+    best = min(rows, key=lambda r: float(r["holdout_mpjpe_mm"]))["epoch"]  # chosen on held-out frames only
+    assert load_model(Path(config.output_dir) / BEST)[1]["metrics"]["epoch"] == int(best)
+    assert result.history[-1]["val_mpjpe_mm"] == pytest.approx(float(rows[-1]["val_mpjpe_mm"]))
+
+
 def test_transforms_run_on_training_and_held_out_batches(tmp_path: Path) -> None:
     frames = [Frame(SequenceKey("E01", s, "A02"), i, f.joints, f.data)
               for n, s in enumerate(("S01", "S02", "S03")) for i, f in enumerate(synthetic_frames(4, n))]
