@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write each subset's per-joint errors into the model's card (the fusion "
                              "node colours joints by them: color_mode confidence); only from --split holdout")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per forward pass")
+    parser.add_argument("--cache-dir", default=None,
+                        help="disk cache of prepared inputs (default: the --config's, else ~/.cache/mmhpe_ros/prepared; "
+                             "'none': in memory)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
@@ -88,6 +91,8 @@ def _data_config(args: argparse.Namespace, card: dict[str, Any], modalities: tup
         changes["bags"] = ()
     if args.bags is not None:
         changes.update(bags=tuple(args.bags), data_root=None)
+    if args.cache_dir is not None:
+        changes["cache_dir"] = None if args.cache_dir.lower() in ("none", "null") else args.cache_dir
     limit = args.max_frames
     return dataclasses.replace(base, **changes, method="naive", modality=None, modalities=modalities, model={},
                                modality_dropout=None, max_train_frames=None, max_val_frames=limit,
