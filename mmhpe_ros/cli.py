@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "convert": "mmhpe_ros.data.convert_command",
     "train": "mmhpe_ros.train.command",
     "evaluate": "mmhpe_ros.train.evaluate_command",
+    "benchmark": "mmhpe_ros.train.benchmark_command",
     "plot": "mmhpe_ros.train.plot_command",
     "run": "mmhpe_ros.nodes.run_command",
     "render": "mmhpe_ros.viz.render_command",

@@ -1,13 +1,15 @@
-"""Adaptive Weight Constraint: Fisher estimate, penalty, alphas, anchors; OGM-GE baseline."""
+"""Adaptive Weight Constraint: per-sample Fisher, penalty, alphas, anchors; OGM-GE and G-Blending baselines."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 
 from mmhpe_ros.model.awc import AdaptiveWeightConstraint, diagonal_fisher
 from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.gblend import GradientBlending
 from mmhpe_ros.model.losses import mpjpe_loss
 from mmhpe_ros.model.ogm import GradientModulation
 from mmhpe_ros.model.pose_model import PoseModel
@@ -29,19 +31,65 @@ def batches() -> list[dict[str, torch.Tensor]]:
     return make_batches(CONFIG, 2, 6)
 
 
-def test_fisher_is_mean_squared_gradient_of_encoders_only(model, batches) -> None:
-    fisher = diagonal_fisher(model, batches)
+def explicit_per_sample_fisher(model: PoseModel, batches, modality: str) -> list[torch.Tensor]:
+    """Reference: one backward pass per sample, the squared gradients averaged over all samples."""
+    params = model.encoder_parameters(modality)
+    total = [torch.zeros_like(p) for p in params]
+    count = 0
+    model.eval()
+    for batch in batches:
+        for i in range(batch["joints"].shape[0]):
+            sample = {k: v[i:i + 1] for k, v in batch.items()}
+            model.zero_grad()
+            mpjpe_loss(model(sample), sample["joints"]).backward()
+            for t, p in zip(total, params):
+                t += p.grad ** 2
+            count += 1
+    model.zero_grad()
+    return [t / count for t in total]
+
+
+def rebatch(batches, size: int) -> list[dict[str, torch.Tensor]]:
+    """The same samples in batches of ``size``."""
+    joined = {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+    total = joined["joints"].shape[0]
+    return [{k: v[i:i + size] for k, v in joined.items()} for i in range(0, total, size)]
+
+
+@pytest.mark.parametrize("architecture", [
+    {}, {"fusion": "attention"}, {"fusion": "concat", "rgb_encoder": "temporal", "rgb_window": 3},
+    {"lidar_encoder": "point_transformer", "mmwave_encoder": "point_transformer", "wifi_encoder": "metafi"},
+])
+def test_fisher_is_the_mean_of_per_sample_squared_gradients(architecture, batches) -> None:
+    config = ModelConfig(**{**CONFIG.to_dict(), **architecture})
+    torch.manual_seed(0)
+    model = PoseModel(config)
+    data = make_batches(config, 2, 6)
+    fisher = diagonal_fisher(model, data)
     assert set(fisher) == set(CONFIG.modalities)
     assert all(p.grad is None for p in model.parameters())  # gradients cleared afterwards
-    expected = [torch.zeros_like(p) for p in model.encoder_parameters("lidar")]
-    for batch in batches:
-        model.zero_grad()
-        mpjpe_loss(model(batch), batch["joints"]).backward()
-        for e, p in zip(expected, model.encoder_parameters("lidar")):
-            e += p.grad**2 / len(batches)
-    for f, e in zip(fisher["lidar"], expected):
-        torch.testing.assert_close(f, e)
+    for modality in CONFIG.modalities:
+        for f, e in zip(fisher[modality], explicit_per_sample_fisher(model, data, modality)):
+            torch.testing.assert_close(f, e, rtol=1e-4, atol=1e-9)
     assert sum(float(f.sum()) for f in fisher["rgb"]) > 0
+
+
+def test_fisher_does_not_depend_on_the_batch_size(model, batches) -> None:
+    """The squared mini-batch gradient shrinks with the batch; the per-sample Fisher does not."""
+    data = make_batches(CONFIG, 2, 12)
+    reference = diagonal_fisher(model, rebatch(data, 1), method="loop")
+    squared_batch_mean = {}
+    for size in (1, 4, 24):
+        fisher = diagonal_fisher(model, rebatch(data, size))
+        for modality in CONFIG.modalities:
+            for f, r in zip(fisher[modality], reference[modality]):
+                torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-9)
+        model.zero_grad()
+        batch = rebatch(data, size)[0]
+        mpjpe_loss(model(batch), batch["joints"]).backward()
+        squared_batch_mean[size] = sum(float((p.grad ** 2).sum()) for p in model.encoder_parameters("rgb"))
+    model.zero_grad()
+    assert squared_batch_mean[24] < 0.5 * squared_batch_mean[1]  # what the old estimate would have done
 
 
 def drift(model: PoseModel, modality: str, amount: float) -> None:
@@ -130,6 +178,24 @@ def test_state_dict_round_trip(model, batches) -> None:
     assert other.alpha == awc.alpha
 
 
+def test_ogm_coefficients_reference_and_mild() -> None:
+    torch.manual_seed(0)
+    model = PoseModel(CONFIG)
+    errors, counts = torch.tensor([1.0, 1.5, 4.0, 4.0]), torch.full((4,), 10.0)
+    score = counts / errors
+    rho = score / ((score.sum() - score) / 3)  # each score over the mean of the others
+    reference = GradientModulation(model, alpha=0.5).coefficients(errors, counts)
+    mild = GradientModulation(model, alpha=0.5, coefficient="mild").coefficients(errors, counts)
+    assert rho[0] > rho[1] > 1 > rho[2]
+    for i in (0, 1):  # OGM-GE: k = 1 - tanh(alpha * rho) where rho > 1
+        assert reference[i].item() == pytest.approx(1 - math.tanh(0.5 * rho[i].item()), rel=1e-6)
+        assert mild[i].item() == pytest.approx(1 - math.tanh(0.5 * (rho[i].item() - 1)), rel=1e-6)
+    assert reference[2] == reference[3] == mild[2] == mild[3] == 1.0  # below-average modalities untouched
+    assert reference[0] < reference[1] < mild[1] < 1.0  # the reference slows harder
+    with pytest.raises(ValueError, match="coefficient"):
+        GradientModulation(model, coefficient="soft")
+
+
 def test_ogm_slows_the_better_modality_and_adds_noise(model, batches) -> None:
     ogm = GradientModulation(model, alpha=1.0, epochs=1, noise=False)
     errors = torch.tensor([1.0, 1.5, 4.0, 4.0])
@@ -150,3 +216,22 @@ def test_ogm_slows_the_better_modality_and_adds_noise(model, batches) -> None:
                for n, p in model.named_parameters()]
     assert any(changed)
     assert all(torch.equal(p.grad, grads[n]) for n, p in model.named_parameters() if not n.startswith("encoders."))
+
+
+def test_gradient_blending_weights_follow_gain_over_squared_overfitting() -> None:
+    blend = GradientBlending(("rgb", "lidar"))
+    assert blend.weights.tolist() == pytest.approx([1 / 3] * 3)
+    blend.update({"all": 100.0, "rgb": 120.0, "lidar": 150.0}, {"all": 90.0, "rgb": 110.0, "lidar": 140.0})
+    assert blend.weights.tolist() == pytest.approx([1 / 3] * 3)  # the first epoch only records
+    # gains 10, 5, 0; overfitting changes 5 (gap 10 -> 15), 1 (10 -> 11), 2
+    blend.update({"all": 90.0, "rgb": 115.0, "lidar": 150.0}, {"all": 75.0, "rgb": 104.0, "lidar": 138.0})
+    raw = [10 / 25, 5 / 1, 0.0]
+    assert blend.weights.tolist() == pytest.approx([r / sum(raw) for r in raw])
+    predictions = torch.zeros(3, 2, 17, 3)
+    predictions[1] += 1.0  # rgb alone off by sqrt(3) m per joint
+    present = torch.tensor([[True, False], [True, True]])
+    loss = blend.loss(predictions, torch.zeros(2, 17, 3), present)
+    assert loss.item() == pytest.approx(blend.weights[1] * math.sqrt(3), rel=1e-6)
+    restored = GradientBlending(("rgb", "lidar"))
+    restored.load_state_dict(blend.state_dict())
+    assert restored.weights.tolist() == blend.weights.tolist() and restored.previous == blend.previous

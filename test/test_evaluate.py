@@ -179,7 +179,8 @@ def test_csv_and_markdown_agree(result: Evaluation, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("evaluate")
-    keys = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S05", "A02"), SequenceKey("E01", "S05", "A03"))
+    keys = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S02", "A02"), SequenceKey("E01", "S03", "A02"),
+            SequenceKey("E01", "S05", "A02"), SequenceKey("E01", "S05", "A03"))
     tree = write_tree(root / "tree", keys, frames=3)
     card = {"training_data": {"source": str(tree), "protocol": "P1", "setting": "S2", "split_seed": 0}}
     return save_model(root / "model.safetensors", model(), card), tree
@@ -201,7 +202,26 @@ def test_command_end_to_end(saved: tuple[Path, Path], tmp_path: Path, capsys) ->
     with pytest.warns(UserWarning):
         assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "all"), "--split", "all",
                      "--setting", "S1", "--no-progress"]) == 0
-    assert "P1 S1 all, 9 frames" in capsys.readouterr().out
+    assert "P1 S1 all, 15 frames" in capsys.readouterr().out
+
+
+def test_command_skips_frames_with_an_empty_modality_unless_asked(saved: tuple[Path, Path], tmp_path: Path,
+                                                                   capsys) -> None:
+    import shutil
+
+    weights, tree = saved
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    (copy / "E01/S05/A03/wifi-csi/frame002.mat").write_bytes(b"")  # MM-Fi's mark of a missing frame
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        assert main(["evaluate", "--model", str(weights), "--data-root", str(copy), "--out", str(tmp_path / "skip"),
+                     "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "val, 5 frames, missing=skip" in printed and f"| {FULL} | 5 | 0 |" in printed  # the toolbox's policy
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        assert main(["evaluate", "--model", str(weights), "--data-root", str(copy), "--out", str(tmp_path / "absent"),
+                     "--missing", "absent", "--no-progress"]) == 0
+    assert f"| {FULL} | 6 | 1 |" in capsys.readouterr().out
 
 
 def _check_predictions(out: Path, tree: Path) -> None:
@@ -241,7 +261,10 @@ def test_command_writes_expected_joint_errors_into_the_card(saved: tuple[Path, P
     for subset, values in errors.items():
         name = "+".join(m for m in MODALITIES if m in subset)
         assert np.mean(values) == pytest.approx(rows[name], abs=0.01)  # rounded to 0.01 mm per joint
-    assert "6 frames" in card[EXPECTED_ERRORS_KEY]["note"]
+    assert "S2 holdout, 3 frames" in card[EXPECTED_ERRORS_KEY]["note"]  # one held-out training sequence
+    assert main(["evaluate", "--model", str(weights), "--out", str(tmp_path / "v"), "--update-card",
+                 "--split", "val", "--no-progress"]) == 2
+    assert "not from --split val" in capsys.readouterr().err
 
 
 def test_command_errors_exit_2(saved: tuple[Path, Path], tmp_path: Path, capsys) -> None:

@@ -120,7 +120,10 @@ def test_truncated_bin_names_the_file(tree):
     path.write_bytes(b"\0" * 100)
     message = r"frame003\.bin: \.bin size 100 bytes is not a multiple of 24 = 3 float64"
     with pytest.raises(MmfiFormatError, match=message):
-        MmfiDataset(tree)
+        MmfiDataset(tree, strict=True)
+    tolerant = tolerant_dataset(tree, message, missing="absent")
+    assert tolerant.anomalies == {"point file of partial rows": 1} and len(tolerant) == len(KEYS) * FRAMES
+    assert "lidar" not in tolerant[tolerant.index.index((SequenceKey("E01", "S01", "A03"), 2))].data
     with pytest.raises(MmfiFormatError, match="not a multiple of 40 = 5 float64"):
         mmfi.load_modality_file("mmwave", path)
 
@@ -128,11 +131,25 @@ def test_truncated_bin_names_the_file(tree):
 def test_missing_frame_file_names_the_file(tree):
     (tree / "E02/S12/A02/rgb/frame002.npy").unlink()
     with pytest.raises(MmfiFormatError, match=r"E02/S12/A02/rgb/frame002\.npy: missing file"):
-        MmfiDataset(tree)
+        MmfiDataset(tree, strict=True)
+    # Tolerant: the frame lacks rgb, so the toolbox policy skips it.
+    tolerant = tolerant_dataset(tree, r"1 missing frame file\); first: .*frame002\.npy: missing file")
+    assert len(tolerant) == len(KEYS) * FRAMES - 1 and tolerant.skipped_frames == 1
+    assert (SequenceKey("E02", "S12", "A02"), 1) not in tolerant.index
     np.save(tree / "E02/S12/A02/rgb/frame002.npy", np.zeros((17, 2)))
     np.save(tree / "E02/S12/A02/rgb/frame004.npy", np.zeros((17, 2)))
     with pytest.raises(MmfiFormatError, match=r"frame004\.npy: frame file beyond the 3 frames"):
-        MmfiDataset(tree)
+        MmfiDataset(tree, strict=True)
+    tolerant = tolerant_dataset(tree, "1 frame file beyond the ground truth")
+    assert len(tolerant) == len(KEYS) * FRAMES and tolerant.anomalies == {"frame file beyond the ground truth": 1}
+
+
+def tolerant_dataset(tree, message, **kwargs) -> MmfiDataset:
+    """The tolerant dataset of ``tree``, which must warn once with ``message``."""
+    with pytest.warns(mmfi.AnomalousFilesWarning, match=message) as caught:
+        dataset = complete(tree, strict=False, **kwargs)
+    assert len([w for w in caught if w.category is mmfi.AnomalousFilesWarning]) == 1
+    return dataset
 
 
 @pytest.mark.parametrize("write, message", [
@@ -144,10 +161,15 @@ def test_missing_frame_file_names_the_file(tree):
 def test_bad_keypoint_file_names_the_file(tree, write, message):
     path = tree / "E01/S01/A02/rgb/frame003.npy"
     write(path)
-    dataset = complete(tree)  # content is checked when the frame is read
+    dataset = complete(tree, strict=True)  # content is checked when the frame is read
     with pytest.raises(MmfiFormatError, match=message) as error:
         list(dataset)
     assert str(path) in str(error.value)
+    tolerant = complete(tree, strict=False)
+    with pytest.warns(mmfi.AnomalousFilesWarning, match=message):
+        frames = list(tolerant)
+    assert sorted(frames[2].data) == sorted(set(MODALITIES) - {"rgb"}) and frames[2].index == 2
+    assert tolerant.anomalies == {"unreadable frame file": 1}
 
 
 @pytest.mark.parametrize("variables, message", [
@@ -214,8 +236,11 @@ def test_mis_shaped_ground_truth_names_the_file(tree, array, message):
     path = tree / "E01/S01/A03/ground_truth.npy"
     np.save(path, array)
     with pytest.raises(MmfiFormatError, match=message) as error:
-        MmfiDataset(tree)
+        MmfiDataset(tree, strict=True)
     assert str(path) in str(error.value)
+    tolerant = tolerant_dataset(tree, "1 unreadable ground truth")
+    assert len(tolerant) == (len(KEYS) - 1) * FRAMES
+    assert SequenceKey("E01", "S01", "A03") not in {key for key, _ in tolerant.index}
 
 
 def test_ground_truth_sets_the_frame_count(tmp_path):
@@ -230,7 +255,9 @@ def test_size_limit_refuses_before_reading(tree, monkeypatch):
     big = tree / "E01/S01/A02/lidar/frame001.bin"
     np.zeros((50, 3)).tofile(big)  # 1200 bytes
     with pytest.raises(MmfiFormatError, match=r"frame001\.bin: 1200 bytes, more than the 1000-byte limit"):
-        MmfiDataset(tree)
+        MmfiDataset(tree, strict=True)
+    tolerant = tolerant_dataset(tree, "file over the size limit")
+    assert set(tolerant.anomalies) == {"file over the size limit"} and big in [a.path for a in tolerant.anomalous_files]
     with pytest.raises(MmfiFormatError, match="1000-byte limit"):
         mmfi.load_points(big, 3)
     monkeypatch.setattr(mmfi, "MAX_GROUND_TRUTH_BYTES", 100)

@@ -144,10 +144,15 @@ def test_bad_input_names_modality_and_shape() -> None:
 # -- the model ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fusion", ["concat", "attention"])
-def test_any_subset_inference_ignores_absent_inputs(fusion: str) -> None:
+PAPER = {"rgb_encoder": "temporal", "rgb_window": 9, "lidar_encoder": "point_transformer",
+         "mmwave_encoder": "point_transformer", "wifi_encoder": "metafi", "fusion": "concat"}
+
+
+@pytest.mark.parametrize("architecture", [{"fusion": "concat"}, {"fusion": "mlp"}, {"fusion": "attention"}, PAPER],
+                         ids=["concat", "mlp", "attention", "paper"])
+def test_any_subset_inference_ignores_absent_inputs(architecture: dict) -> None:
     torch.manual_seed(0)
-    config = ModelConfig(fusion=fusion, **SMALL)
+    config = ModelConfig(**architecture, **SMALL)
     model = PoseModel(config).eval()
     rng = np.random.default_rng(5)
     batch = batch_of(config, [raw_frame(rng) for _ in range(3)])
@@ -167,6 +172,38 @@ def test_any_subset_inference_ignores_absent_inputs(fusion: str) -> None:
                 # Encoding only the present modalities gives the same result.
                 features = {m: f for m, f in model.encode(batch).items() if m in subset}
                 torch.testing.assert_close(model.fuse(features, torch.ones(3, 4, dtype=torch.bool)), out)
+
+
+def test_the_paper_concat_fusion_is_a_linear_head_on_zero_filled_features() -> None:
+    torch.manual_seed(0)
+    model = PoseModel(ModelConfig(fusion="concat", **SMALL)).eval()
+    features = {m: torch.randn(2, SMALL["feature_dim"]) for m in MODALITIES}
+    present = torch.tensor([[True, True, False, True], [False, True, True, True]])
+    stacked = torch.cat([features[m] * present[:, i:i + 1] for i, m in enumerate(MODALITIES)], dim=1)
+    expected = (stacked @ model.head.weight.T + model.head.bias).view(2, 17, 3)
+    torch.testing.assert_close(model.fuse(features, present), expected)
+    assert [type(m).__name__ for m in model.fusion.modules()] == ["ConcatFusion"]  # no parameters of its own
+
+
+def test_the_temporal_rgb_encoder_reads_its_window_causally() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(modalities=("rgb",), feature_dim=8, hidden_dim=16, rgb_encoder="temporal", rgb_window=9)
+    encoder = PoseModel(config).eval().encoders["rgb"]
+    rgb = torch.randn(2, 17, 2)
+    window = torch.randn(2, 9, 17, 2)
+    window[:, -1] = rgb
+    with torch.no_grad():
+        still = encoder({"rgb": rgb})  # no window (a node feeding single frames): the frame repeated
+        torch.testing.assert_close(still, encoder({"rgb": rgb, "rgb_window": rgb.unsqueeze(1).expand(2, 9, 17, 2)}))
+        moving = encoder({"rgb": rgb, "rgb_window": window})
+        assert not torch.allclose(moving, still)
+        earlier = window.clone()
+        earlier[:, 0] += 1.0  # the oldest frame is inside the receptive field
+        assert not torch.allclose(encoder({"rgb": rgb, "rgb_window": earlier}), moving)
+    with pytest.raises(ValueError, match="rgb_window"):
+        encoder({"rgb": rgb, "rgb_window": window[:, :3]})
+    with pytest.raises(ValueError, match="rgb_window must be 3, 9, 27"):
+        ModelConfig(rgb_encoder="temporal", rgb_window=10)
 
 
 def test_forward_uses_present_from_inputs_and_model_subsets() -> None:
@@ -205,6 +242,31 @@ def saved(tmp_path, config: ModelConfig | None = None):
     model = PoseModel(config or ModelConfig(**SMALL)).eval()
     path = save_model(tmp_path / "model.safetensors", model, {"training_data": "unit test", "metrics": {"mpjpe_mm": 1.0}})
     return model, path
+
+
+def test_a_card_of_format_1_loads_with_its_fusion_renamed(tmp_path) -> None:
+    """In format 1, fusion "concat" was concat + presence bits + MLP: the fusion now called "mlp"."""
+    import json
+
+    model, path = saved(tmp_path, ModelConfig(fusion="mlp", **SMALL))
+    card_file = path.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    card["format"], card["config"]["fusion"] = "mmhpe_ros.pose_model/1", "concat"
+    card_file.write_text(json.dumps(card))
+    loaded, read = load_model(path)
+    assert loaded.config.fusion == "mlp" and read["format"] == "mmhpe_ros.pose_model/2"
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize("architecture", [{}, PAPER], ids=["light", "paper"])
+def test_checkpoint_round_trip_of_every_architecture(tmp_path, architecture: dict) -> None:
+    model, path = saved(tmp_path, ModelConfig(**architecture, **SMALL))
+    loaded, card = load_model(path)
+    assert loaded.config == model.config and card["config"]["lidar_encoder"] == model.config.lidar_encoder
+    batch = batch_of(model.config, [raw_frame(np.random.default_rng(8)) for _ in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch), model(batch))
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:

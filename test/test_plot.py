@@ -19,11 +19,11 @@ def write_training_log(path: Path, epochs: int = 4, shapley: bool = True) -> Pat
     rng = np.random.default_rng(len(str(path)))
     rows = []
     for epoch in range(1, epochs + 1):
-        row = {"epoch": epoch, "loss": 1.0 / epoch, "val_mpjpe_mm": 200 - 10 * epoch, "val_pa_mpjpe_mm": 150 - 5 * epoch,
-               "penalty": 0.1, "lr": 1e-3, "time": 2.0}
+        row = {"epoch": epoch, "loss": 1.0 / epoch, "holdout_mpjpe_mm": 200 - 10 * epoch,
+               "holdout_pa_mpjpe_mm": 150 - 5 * epoch, "penalty": 0.1, "lr": 1e-3, "time": 2.0}
         for i, m in enumerate(MODALITIES):
             row[f"shapley_{m}"] = (4 - i) * epoch * rng.uniform(0.5, 1.0) if shapley else math.nan
-            row[f"val_mpjpe_{m}_only_mm"] = 220 + 40 * i - 5 * epoch
+            row[f"holdout_mpjpe_{m}_only_mm"] = 220 + 40 * i - 5 * epoch
         rows.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_log(path, rows, log_columns(MODALITIES))

@@ -5,6 +5,7 @@ import csv
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +20,25 @@ from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
 from mmhpe_ros.model.card import CheckpointError  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model  # noqa: E402
 from mmhpe_ros.model.config import ModelConfig  # noqa: E402
+from mmhpe_ros.data.splits import split_of  # noqa: E402
 from mmhpe_ros.modalities import MODALITIES  # noqa: E402
 from mmhpe_ros.skeleton import JOINTS  # noqa: E402
 from mmhpe_ros.train.config import TrainConfig  # noqa: E402
-from mmhpe_ros.train.data import PoseDataset, split_sources  # noqa: E402
+from mmhpe_ros.train.data import PoseDataset, TrainingData, frame_source, validation_data  # noqa: E402
 from mmhpe_ros.train.state import complete_checkpoints  # noqa: E402
 from mmhpe_ros.train.trainer import BEST, LAST, LOG_FILE, log_columns, train  # noqa: E402
 
 torch.set_num_threads(1)
 TINY = dict(feature_dim=8, hidden_dim=16, lidar_points=16, mmwave_points=4)
-TREE_KEYS = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S05", "A02"),
+TREE_KEYS = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S02", "A02"), SequenceKey("E01", "S03", "A02"),
+             SequenceKey("E01", "S05", "A02"),  # validates under S2
              SequenceKey("E01", "S02", "A03"), SequenceKey("E01", "S03", "A01"))  # A01: not in P1
 
 
 def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
-    values = dict(setting="S2", method="awc", epochs=2, batch_size=4, shapley_batches=2, fisher_batches=1,
+    values = dict(setting="S2", method="awc", epochs=2, batch_size=4, shapley_batches=2, fisher_samples=4,
                   awc_epochs=2, model=TINY, output_dir=str(tmp_path / "run"), progress=False,
-                  tensorboard=False, awc_alpha_strong=200.0, awc_alpha_weak=100.0)
+                  tensorboard=False, awc_alpha_strong=200.0, awc_alpha_weak=100.0, cache_dir=None)
     values.update(changes)
     return TrainConfig(**values)
 
@@ -68,40 +71,125 @@ def tree(tmp_path_factory) -> Path:
     return write_tree(tmp_path_factory.mktemp("mmfi"), TREE_KEYS, frames=4)
 
 
-def test_split_and_pose_dataset_from_an_mmfi_tree(tree: Path, tmp_path: Path) -> None:
+def test_training_data_from_an_mmfi_tree_holds_out_training_sequences(tree: Path, tmp_path: Path) -> None:
     config = tiny_config(tmp_path, data_root=str(tree))
     with pytest.warns(UserWarning, match="partial MM-Fi tree"):
-        train_frames, val_frames = split_sources(config)
-    assert {k for k, _ in train_frames.index} == {TREE_KEYS[0], TREE_KEYS[2]}  # S05 validates under S2
-    assert {k for k, _ in val_frames.index} == {TREE_KEYS[1]}
-    capped = split_sources(tiny_config(tmp_path, data_root=str(tree), max_train_frames=3))[0]
-    assert len(capped) == 3 and len(train_frames) == 8
-    dataset = PoseDataset(train_frames, ModelConfig(**TINY))
-    sample = dataset[5]
-    assert dataset.cached and len(dataset) == 8
-    assert sample["joints"].dtype == torch.float32 and sample["joints"].shape == (17, 3)
-    np.testing.assert_allclose(sample["joints"].numpy(), train_frames[5].joints.astype(np.float32))
-    assert int(sample["index"]) == 5 and sample["present"].tolist() == [True] * 4
-    assert sample["lidar"].shape == (16, 3) and sample["mmwave_mask"].dtype == torch.bool
-    uncached = PoseDataset(train_frames, ModelConfig(**TINY), cache_bytes=0)
-    assert not uncached.cached
-    for key, value in uncached[5].items():
-        torch.testing.assert_close(value, sample[key])
+        data = TrainingData(config, ModelConfig(**TINY))
+    fit_keys, held_keys = set(data.fit.sequence_keys()), set(data.holdout.sequence_keys())
+    assert fit_keys | held_keys == {TREE_KEYS[0], TREE_KEYS[1], TREE_KEYS[2], TREE_KEYS[4]}  # S05: validation
+    assert len(held_keys) == 1 and held_keys < set(TREE_KEYS[:3])  # one whole A02 sequence; A03 has one only
+    assert not fit_keys & held_keys and data.info["holdout_unit"] == "sequences"
+    assert len(data.fit) == 12 and len(data.holdout) == 4 and data.info["holdout_frames"] == 4
+    batch = data.fit.batch([5, 1])
+    assert batch["joints"].dtype == np.float32 and batch["joints"].shape == (2, 17, 3)
+    frames = data.fit.frames
+    np.testing.assert_allclose(batch["joints"][0], frames[int(batch["index"][0])].joints.astype(np.float32))
+    assert batch["present"].tolist() == [[True] * 4] * 2 and batch["lidar"].shape == (2, 16, 3)
+    sample = data.fit[3]
+    assert isinstance(sample["mmwave_mask"], torch.Tensor) and sample["mmwave_mask"].dtype == torch.bool
+    capped = TrainingData(tiny_config(tmp_path, data_root=str(tree), max_train_frames=3), ModelConfig(**TINY))
+    assert len(capped.fit) == 3 and len(capped.holdout) == 4
+    val = validation_data(config, ModelConfig(**TINY))
+    assert set(val.sequence_keys()) == {TREE_KEYS[3]} and len(val) == 4
 
 
-def test_pose_dataset_drops_frames_without_any_usable_modality() -> None:
-    frames = synthetic_frames(4, 0)
-    frames[2] = Frame(frames[2].key, 2, frames[2].joints, {"wifi": frames[2].data["wifi"]})
-    dataset = PoseDataset(frames, ModelConfig(modalities=("rgb", "lidar"), **TINY))
-    assert len(dataset) == 3 and dataset.dropped == 1 and [int(dataset[i]["index"]) for i in range(3)] == [0, 1, 3]
+def test_an_anomalous_file_is_skipped_unless_strict(tree: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from mmhpe_ros.data.mmfi import AnomalousFilesWarning, MmfiFormatError
+
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    (copy / "E01/S02/A02/lidar/frame002.bin").unlink()  # a frame file missing: one anomaly
+    with pytest.warns(AnomalousFilesWarning, match="1 missing frame file"):
+        data = TrainingData(tiny_config(tmp_path, data_root=str(copy)), ModelConfig(**TINY))
+    assert len(data.fit) + len(data.holdout) == 16  # kept, without LiDAR (missing: absent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(MmfiFormatError, match=r"S02/A02/lidar/frame002\.bin: missing file"):
+            TrainingData(tiny_config(tmp_path, data_root=str(copy), strict_data=True), ModelConfig(**TINY))
 
 
-def test_no_val_frames_is_a_clear_error(tree: Path, tmp_path: Path) -> None:
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no val frames for protocol P2"):
-        split_sources(tiny_config(tmp_path, data_root=str(tree), protocol="P2"))
+class ValidationGuard:
+    """A frame source whose validation frames raise when read (their keys may be listed)."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self.frames, self.reads = frames, 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> Frame:
+        frame = self.frames[index]
+        if split_of(frame.key, "P1", "S2") != "train":
+            raise AssertionError(f"training read a frame of {frame.key}, which is not a training sequence")
+        self.reads += 1
+        return frame
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def index(self) -> list[tuple[SequenceKey, int]]:
+        return [(f.key, f.index) for f in self.frames]
 
 
-@pytest.mark.parametrize("method", ["awc", "ogm"])
+def test_training_never_reads_a_validation_frame(tmp_path: Path) -> None:
+    frames = []
+    for n, subject in enumerate(("S01", "S02", "S03", "S05", "S10")):  # S05, S10: validation under S2
+        for i, frame in enumerate(synthetic_frames(6, n)):
+            frames.append(Frame(SequenceKey("E01", subject, "A02"), i, frame.joints, frame.data))
+    source = ValidationGuard(frames)
+    for method in ("awc", "naive"):
+        result = train(tiny_config(tmp_path / method, method=method, val_curves=False), source=source)
+        assert len(result.history) == 2 and np.isfinite(result.history[-1]["holdout_mpjpe_mm"])
+    assert source.reads == 2 * 18  # the 18 training frames, prepared once per run; nothing else
+    card = load_model(tmp_path / "awc" / "run" / BEST)[1]
+    assert card["training_data"]["holdout_frames"] == 6 and card["training_data"]["train_frames"] == 12
+    assert "val_mpjpe_mm" not in result.history[-1]
+
+
+def test_validation_curves_only_when_asked_and_labelled(tree: Path, tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, data_root=str(tree), method="naive", epochs=2, val_curves=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = train(config)
+    rows = list(csv.DictReader(open(Path(config.output_dir) / LOG_FILE, newline="")))
+    assert list(rows[0]) == log_columns(MODALITIES, val_curves=True)
+    assert all(np.isfinite(float(r["val_mpjpe_mm"])) for r in rows)
+    best = min(rows, key=lambda r: float(r["holdout_mpjpe_mm"]))["epoch"]  # chosen on held-out frames only
+    assert load_model(Path(config.output_dir) / BEST)[1]["metrics"]["epoch"] == int(best)
+    assert result.history[-1]["val_mpjpe_mm"] == pytest.approx(float(rows[-1]["val_mpjpe_mm"]))
+
+
+def test_transforms_run_on_training_and_held_out_batches(tmp_path: Path) -> None:
+    frames = [Frame(SequenceKey("E01", s, "A02"), i, f.joints, f.data)
+              for n, s in enumerate(("S01", "S02", "S03")) for i, f in enumerate(synthetic_frames(4, n))]
+    seen: dict[str, int] = {"train": 0, "eval": 0}
+
+    def counting(kind: str):
+        def transform(batch):
+            seen[kind] += len(batch["joints"])
+            assert batch["lidar"].ndim == 3 and isinstance(batch["lidar"], np.ndarray)  # batched numpy arrays
+            return batch
+        return transform
+
+    train(tiny_config(tmp_path, method="naive", epochs=1, shapley_batches=0), source=frames,
+          transform=counting("train"), eval_transform=counting("eval"))
+    assert seen["train"] == 8  # the 8 fitted frames, once
+    assert seen["eval"] >= 4  # the held-out sequence (4 frames), per epoch and for the card's errors
+
+
+def test_training_runs_with_the_validation_subjects_absent_from_the_tree(tmp_path: Path) -> None:
+    training_only = [k for k in TREE_KEYS if split_of(k, "P1", "S2") == "train"]
+    root = write_tree(tmp_path / "mmfi", training_only, frames=4)
+    config = tiny_config(tmp_path, data_root=str(root), method="naive", epochs=1)
+    with pytest.warns(UserWarning, match="partial MM-Fi tree"):
+        result = train(config)
+    assert result.history[0]["epoch"] == 1 and "val_mpjpe_mm" not in result.history[0]
+
+
+@pytest.mark.parametrize("method", ["awc", "ogm", "gblend"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, method: str) -> None:
     full = tiny_config(tmp_path / "full", method=method, epochs=3)
     straight = train(full, datasets=datasets(full))
@@ -111,7 +199,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, m
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-    assert straight.history[-1]["val_mpjpe_mm"] == resumed.history[-1]["val_mpjpe_mm"]
+    assert straight.history[-1]["holdout_mpjpe_mm"] == resumed.history[-1]["holdout_mpjpe_mm"]
     saved = load_file(str(tmp_path / "half" / "run" / LAST))
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
@@ -122,21 +210,24 @@ def test_training_lowers_the_error_and_writes_log_cards_and_checkpoints(tmp_path
     config = tiny_config(tmp_path, method="naive", epochs=4, lr=3e-3)
     result = train(config, datasets=datasets(config))
     out = Path(config.output_dir)
-    assert result.history[-1]["val_mpjpe_mm"] < result.history[0]["val_mpjpe_mm"]
+    assert result.history[-1]["holdout_mpjpe_mm"] < result.history[0]["holdout_mpjpe_mm"]
     with open(out / LOG_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and list(rows[0])[: len(log_columns(MODALITIES))] == log_columns(MODALITIES)
-    assert {"epoch", "loss", "val_mpjpe_mm", "val_pa_mpjpe_mm", "time"} <= set(rows[0])
+    assert len(rows) == 4 and list(rows[0]) == log_columns(MODALITIES)
     assert all(np.isfinite(float(rows[-1][f"shapley_{m}"])) for m in MODALITIES)
-    best_epoch = min(rows, key=lambda r: float(r["val_mpjpe_mm"]))["epoch"]
+    best_epoch = min(rows, key=lambda r: float(r["holdout_mpjpe_mm"]))["epoch"]
     model, card = load_model(out / BEST)
     assert card["metrics"]["epoch"] == int(best_epoch) and card["method"]["name"] == "naive"
+    assert card["method"]["modality_dropout"] == 0.0 and card["config"]["modality_dropout"] == 0.0  # the paper's naive
     assert card["training_data"]["train_frames"] == 16 and card["joints"] == list(JOINTS)
+    assert card["architecture"]["fusion"] == "concat + presence bits + MLP" and "held-out" in card["selection"]
+    expected = card["expected_joint_error_mm"]
+    assert "held-out training frames" in expected["note"] and len(expected["subsets"]) == 15
     assert load_model(out / LAST)[1]["metrics"]["epoch"] == 4
     from mmhpe_ros.train.summary import summary_table
 
     table = summary_table([out]).splitlines()
-    assert len(table) == 3 and table[2].startswith(f"| run | 4 | {float(rows[-1]['val_mpjpe_mm']):.1f} |")
+    assert len(table) == 3 and table[2].startswith(f"| run | 4 | {float(rows[-1]['holdout_mpjpe_mm']):.1f} |")
     with pytest.raises(FileExistsError, match="--resume"):
         train(config, datasets=datasets(config))
 
@@ -144,7 +235,7 @@ def test_training_lowers_the_error_and_writes_log_cards_and_checkpoints(tmp_path
 def test_unimodal_training_has_one_encoder(tmp_path: Path) -> None:
     config = tiny_config(tmp_path, method="unimodal", modality="lidar", epochs=1)
     result = train(config, datasets=datasets(config))
-    assert list(result.model.encoders) == ["lidar"] and np.isfinite(result.history[0]["val_mpjpe_mm"])
+    assert list(result.model.encoders) == ["lidar"] and np.isfinite(result.history[0]["holdout_mpjpe_mm"])
     assert "shapley_lidar" in result.history[0]
 
 
@@ -209,8 +300,8 @@ def test_training_from_bags_uses_the_same_frames_as_the_tree(tree: Path, tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         convert(MmfiDataset(tree), tmp_path / "bags", progress=False)
-        from_tree = split_sources(tiny_config(tmp_path, data_root=str(tree)))
-    from_bags = split_sources(tiny_config(tmp_path, bags=[str(tmp_path / "bags")]))
+        from_tree = [frame_source(tiny_config(tmp_path, data_root=str(tree)), split) for split in ("train", "val")]
+    from_bags = [frame_source(tiny_config(tmp_path, bags=[str(tmp_path / "bags")]), split) for split in ("train", "val")]
     for a, b in zip(from_tree, from_bags):
         assert a.index == b.index
     np.testing.assert_array_equal(from_tree[0][3].data["lidar"], from_bags[0][3].data["lidar"])

@@ -22,14 +22,15 @@ from test_train import TREE_KEYS  # noqa: E402
 from mmhpe_ros.train.state import PAUSE_ENV, complete_checkpoints  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["setting=S2", "method=awc", "epochs=3", "batch_size=4", "shapley_batches=1", "fisher_batches=1",
+ARGS = ["setting=S2", "method=awc", "epochs=3", "batch_size=4", "shapley_batches=1", "fisher_samples=4",
         "progress=false", "tensorboard=false", "device=cpu", "model.feature_dim=8", "model.hidden_dim=16",
         "model.lidar_points=16", "model.mmwave_points=4"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def command(tree: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mmhpe_ros.train", f"data_root={tree}", f"output_dir={out}", *ARGS, *extra]
+    return [sys.executable, "-m", "mmhpe_ros.train", f"data_root={tree}", f"output_dir={out}",
+            f"cache_dir={tree.parent / 'prepared'}", *ARGS, *extra]
 
 
 @pytest.fixture(scope="module")

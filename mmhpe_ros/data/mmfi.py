@@ -18,10 +18,11 @@ expected.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
@@ -62,6 +63,7 @@ MISSING_MODES = ("skip", "absent")
 GROUND_TRUTH_CACHE = 8  # sequences whose ground truth a dataset keeps in memory (FIFO)
 CALIBRATION_FOLDER = "calibration"  # ROOT/calibration/E0x.yaml: each environment's rig (not part of MM-Fi)
 BACKGROUND_FOLDER = "background"  # ROOT/background/E0x.npz: each environment's LiDAR background (optional)
+ANOMALIES_KEPT = 20  # anomalous files a tolerant dataset keeps for its messages
 
 
 class MmfiFormatError(ValueError):
@@ -70,6 +72,10 @@ class MmfiFormatError(ValueError):
 
 class PartialDatasetWarning(UserWarning):
     """The tree lacks sequences, ground truth or modality folders that were asked for."""
+
+
+class AnomalousFilesWarning(UserWarning):
+    """Files that are not as MM-Fi ships them were skipped (tolerant mode), with counts."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,44 +290,68 @@ class _Sequence:
     path: Path
     num_frames: int
     modalities: tuple[str, ...]  # requested modalities whose folder exists
-    filled: np.ndarray  # (num_frames, len(modalities)) bool: file size > 0
+    filled: np.ndarray  # (num_frames, len(modalities)) bool: file size > 0 and no anomaly
+    stamp: bytes = b""  # sizes and modification times of its files (for fingerprint())
 
 
-def _scan_modality(path: Path, modality: str, num_frames: int) -> np.ndarray:
-    """Sizes of frame001..frameF of one modality folder (names and sizes only, no reads)."""
+@dataclass(frozen=True)
+class Anomaly:
+    """A file of the tree that is not as MM-Fi ships it: ``kind`` (a short name) and the message."""
+
+    kind: str
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One modality folder: sizes and modification times of frame001..frameF, and its anomalies."""
+
+    sizes: np.ndarray  # (F,) int64; 0 where the file is empty, missing or anomalous
+    mtimes: np.ndarray  # (F,) int64 ns; 0 where missing
+    anomalies: tuple[Anomaly, ...]
+
+
+def _scan_modality(path: Path, modality: str, num_frames: int) -> _Scan:
+    """Sizes of frame001..frameF of one modality folder (names and sizes only, no reads).
+
+    Anomalies (a missing frame file, a file beyond the ground truth's frames, a file over the
+    size limit, a point file whose size is not whole rows) are returned, the anomalous frame
+    files counted as empty (missing data)."""
     extension = MMFI_FORMATS[modality].extension
     limit = MAX_FILE_BYTES[extension]
-    sizes: dict[str, int] = {}
+    stats: dict[str, tuple[int, int]] = {}
     with os.scandir(path) as entries:
         for entry in entries:
             if entry.name.startswith("frame") and entry.name.endswith("." + extension) and entry.is_file():
-                sizes[entry.name] = entry.stat().st_size
+                stat = entry.stat()
+                stats[entry.name] = (stat.st_size, stat.st_mtime_ns)
     names = [frame_file_name(modality, index) for index in range(num_frames)]
-    absent = [name for name in names if name not in sizes]
+    anomalies: list[Anomaly] = []
+    absent = [name for name in names if name not in stats]
     if absent:
-        raise MmfiFormatError(
-            f"{path / absent[0]}: missing file ({len(absent)} of frame001..frame{num_frames:03d} "
-            f"missing; MM-Fi ships every frame, an empty file where the sensor had no data)"
-        )
-    extra = sorted(set(sizes) - set(names))
+        anomalies += [Anomaly("missing frame file", path / name, (
+            f"{path / name}: missing file ({len(absent)} of frame001..frame{num_frames:03d} "
+            f"missing; MM-Fi ships every frame, an empty file where the sensor had no data)")) for name in absent]
+    extra = sorted(set(stats) - set(names))
     if extra:
-        raise MmfiFormatError(
-            f"{path / extra[0]}: frame file beyond the {num_frames} frames of {GROUND_TRUTH_FILE} "
-            f"({len(extra)} such files)"
-        )
-    array = np.array([sizes[name] for name in names], dtype=np.int64)
-    too_large = np.flatnonzero(array > limit)
-    if too_large.size:
-        check_file_size(path / names[too_large[0]], int(array[too_large[0]]), limit)
+        anomalies += [Anomaly("frame file beyond the ground truth", path / name, (
+            f"{path / name}: frame file beyond the {num_frames} frames of {GROUND_TRUTH_FILE} "
+            f"({len(extra)} such files)")) for name in extra]
+    sizes = np.array([stats.get(name, (0, 0))[0] for name in names], dtype=np.int64)
+    mtimes = np.array([stats.get(name, (0, 0))[1] for name in names], dtype=np.int64)
+    for i in np.flatnonzero(sizes > limit):
+        anomalies.append(Anomaly("file over the size limit", path / names[i],
+                                 f"{path / names[i]}: {sizes[i]} bytes, more than the {limit}-byte limit for this file"))
+        sizes[i] = 0
     if modality in POINT_COLUMNS:
         row = POINT_COLUMNS[modality] * POINT_DTYPE.itemsize
-        ragged = np.flatnonzero(array % row)
-        if ragged.size:
-            raise MmfiFormatError(
-                f"{path / names[ragged[0]]}: .bin size {array[ragged[0]]} bytes is not a multiple "
-                f"of {row} = {POINT_COLUMNS[modality]} float64"
-            )
-    return array
+        for i in np.flatnonzero(sizes % row):
+            anomalies.append(Anomaly("point file of partial rows", path / names[i], (
+                f"{path / names[i]}: .bin size {sizes[i]} bytes is not a multiple "
+                f"of {row} = {POINT_COLUMNS[modality]} float64")))
+            sizes[i] = 0
+    return _Scan(sizes, mtimes, tuple(anomalies))
 
 
 def _subdirs(path: Path, allowed: Iterable[str]) -> list[str]:
@@ -379,6 +409,15 @@ class MmfiDataset:
     The tree is indexed once (folder listings, file sizes, ground-truth headers); frames are read
     lazily. A partial tree (sequences, ground truth or modality folders missing) loads what is
     there and emits one :class:`PartialDatasetWarning` saying what was missing.
+
+    Files that are not as MM-Fi ships them (a missing or extra frame file, one over the size limit
+    or of partial point rows, an unreadable ground truth, a frame file that fails to load) raise
+    :class:`MmfiFormatError` with ``strict=True`` (the default: conversion refuses a damaged tree).
+    With ``strict=False`` (training and evaluation: ``TrainConfig.strict_data``) they are skipped
+    and counted in ``anomalies`` (kind -> count), with one :class:`AnomalousFilesWarning` after
+    indexing: an anomalous frame file counts as an empty one (the frame lacks that modality, so
+    ``missing`` decides), a sequence with an unreadable ground truth is left out. A file that
+    fails only when read (``__getitem__``) leaves that modality out of the frame and is counted.
     """
 
     def __init__(
@@ -392,6 +431,7 @@ class MmfiDataset:
         *,
         select: Callable[[SequenceKey], bool] | None = None,
         progress: bool = False,
+        strict: bool = True,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -399,7 +439,9 @@ class MmfiDataset:
         if missing not in MISSING_MODES:
             raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
         self.modalities = _checked_names("modalities", modalities, MODALITIES)
-        self.missing = missing
+        self.missing, self.strict = missing, strict
+        self.anomalies: Counter[str] = Counter()
+        self.anomalous_files: list[Anomaly] = []  # the first ANOMALIES_KEPT, for messages
         wanted_environments = _checked_names("environments", environments, ENVIRONMENTS)
         wanted_subjects = _checked_names("subjects", subjects, SUBJECTS)
         wanted_actions = _checked_names("actions", actions, ACTIONS)
@@ -421,6 +463,8 @@ class MmfiDataset:
         """Index the sequences ``keys``; warn about what of ``selected`` is missing."""
         self._sequences: list[_Sequence] = []
         self.skipped_frames = 0
+        self.anomalies.clear()
+        self.anomalous_files.clear()
         frame_sequence, frame_index = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)]
         no_ground_truth: list[SequenceKey] = []
         no_folder: dict[str, list[SequenceKey]] = {m: [] for m in self.modalities}
@@ -438,6 +482,20 @@ class MmfiDataset:
         self._frame_sequence = np.concatenate(frame_sequence)
         self._frame_index = np.concatenate(frame_index)
         self._warn_partial(selected, set(keys), no_ground_truth, no_folder)
+        if self.anomalies:
+            counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.anomalies.items()))
+            first = self.anomalous_files[0].message if self.anomalous_files else ""
+            warnings.warn(f"MM-Fi tree {self.root}: skipped {sum(self.anomalies.values())} anomalous files "
+                          f"({counts}); first: {first} (strict=True raises instead)",
+                          AnomalousFilesWarning, stacklevel=4)
+
+    def _anomaly(self, anomaly: Anomaly) -> None:
+        """Raise it (strict) or count it (tolerant)."""
+        if self.strict:
+            raise MmfiFormatError(anomaly.message)
+        self.anomalies[anomaly.kind] += 1
+        if len(self.anomalous_files) < ANOMALIES_KEPT:
+            self.anomalous_files.append(anomaly)
 
     # -- FrameSource -------------------------------------------------------------------------
 
@@ -449,11 +507,18 @@ class MmfiDataset:
             raise IndexError(f"frame {index} out of range for {len(self)} frames")
         sequence = self._sequences[self._frame_sequence[index]]
         frame = int(self._frame_index[index])
-        data = {
-            modality: load_modality_file(modality, sequence.path / MMFI_FORMATS[modality].folder
-                                         / frame_file_name(modality, frame))
-            for modality, filled in zip(sequence.modalities, sequence.filled[frame]) if filled
-        }
+        data = {}
+        for modality, filled in zip(sequence.modalities, sequence.filled[frame]):
+            if not filled:
+                continue
+            path = sequence.path / MMFI_FORMATS[modality].folder / frame_file_name(modality, frame)
+            try:
+                data[modality] = load_modality_file(modality, path)
+            except MmfiFormatError as error:
+                if self.strict:
+                    raise
+                self._anomaly(Anomaly("unreadable frame file", path, str(error)))
+                warnings.warn(f"skipped an unreadable MM-Fi file: {error}", AnomalousFilesWarning, stacklevel=2)
         joints = self._sequence_ground_truth(int(self._frame_sequence[index]))[frame].copy()
         return Frame(key=sequence.key, index=frame, joints=joints, data=data)
 
@@ -502,19 +567,40 @@ class MmfiDataset:
 
     def _index_sequence(self, key: SequenceKey, no_folder: dict[str, list[SequenceKey]]) -> _Sequence | None:
         path = sequence_dir(self.root, key)
-        if not (path / GROUND_TRUTH_FILE).is_file():
+        truth = path / GROUND_TRUTH_FILE
+        if not truth.is_file():
             return None
-        num_frames = ground_truth_info(path / GROUND_TRUTH_FILE)[0][0]
+        try:
+            num_frames = ground_truth_info(truth)[0][0]
+        except MmfiFormatError as error:
+            self._anomaly(Anomaly("unreadable ground truth (sequence left out)", truth, str(error)))
+            return _Sequence(key, path, 0, (), np.ones((0, 0), dtype=bool))
+        stat = truth.stat()
+        stamp = [np.array([num_frames, stat.st_size, stat.st_mtime_ns], dtype=np.int64).tobytes()]
         present, filled = [], []
         for modality in self.modalities:
             folder = path / MMFI_FORMATS[modality].folder
             if not folder.is_dir():
                 no_folder[modality].append(key)
                 continue
+            scan = _scan_modality(folder, modality, num_frames)
+            for anomaly in scan.anomalies:
+                self._anomaly(anomaly)
             present.append(modality)
-            filled.append(_scan_modality(folder, modality, num_frames) > 0)
+            filled.append(scan.sizes > 0)
+            stamp += [modality.encode(), scan.sizes.tobytes(), scan.mtimes.tobytes()]
         filled_array = np.stack(filled, axis=1) if filled else np.ones((num_frames, 0), dtype=bool)
-        return _Sequence(key, path, num_frames, tuple(present), filled_array)
+        return _Sequence(key, path, num_frames, tuple(present), filled_array, b"".join(stamp))
+
+    def fingerprint(self) -> str:
+        """A hash of what this dataset reads: its frames (sequence, index) and the sizes and
+        modification times of their files; it changes when a file or the selection changes."""
+        digest = hashlib.sha256()
+        digest.update(repr((str(self.root.resolve()), self.modalities, self.missing)).encode())
+        for sequence in self._sequences:
+            digest.update(str(sequence.key).encode() + b"\0" + sequence.stamp)
+        digest.update(self._frame_sequence.tobytes() + self._frame_index.tobytes())
+        return digest.hexdigest()
 
     def _sequence_ground_truth(self, number: int) -> np.ndarray:
         """Ground truth of sequence ``number``, from a small first-in first-out cache (safe to

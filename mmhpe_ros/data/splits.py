@@ -9,11 +9,15 @@ As the MM-Fi toolbox defines them (``/work/shared/docs/mmfi.md``):
   ``np.random.seed(s); np.random.permutation(40)`` without touching the global state.
 - S2 cross-subject: S05, S10, ..., S40 validate, the other 32 train.
 - S3 cross-environment: E01-E03 (S01-S30) train, E04 (S31-S40) validates.
+
+Training decisions (contribution assessment, checkpoint choice, tuning, a model card's expected
+errors) never look at the validation split: they use a held-out part of the TRAINING sequences,
+:func:`holdout_sequences` (ours; the MM-Fi toolbox has no such split).
 """
 from __future__ import annotations
 
 from functools import lru_cache, partial
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -128,3 +132,37 @@ def split_sequences(protocol: str, setting: str, seed: int = 0) -> dict[str, lis
     for keys in table.values():
         keys.sort()
     return table
+
+
+def holdout_sequences(keys: Iterable[SequenceKey], fraction: float, seed: int = 0) -> frozenset[SequenceKey]:
+    """Whole sequences of ``keys`` (training sequences) held out for training decisions.
+
+    Stratified over actions and subjects: every action loses ``round(fraction * n)`` of its ``n``
+    sequences (at least one when ``fraction > 0``, never all), and the subjects are taken in turn
+    along one seeded permutation of all subjects, so each subject is held out about equally often
+    (counts differ by at most one when every subject has every action). Whole sequences, so no
+    frame of a held-out sequence neighbours a training frame. Fixed by ``seed``; an action with a
+    single sequence keeps it for training.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
+    by_action: dict[str, set[str]] = {}
+    for key in keys:
+        by_action.setdefault(key.action, set()).add(key.subject)
+    subjects = sorted({s for names in by_action.values() for s in names})
+    order = [subjects[i] for i in np.random.RandomState(seed).permutation(len(subjects))]
+    held: set[SequenceKey] = set()
+    cursor = 0
+    for action in sorted(by_action):
+        available = by_action[action]
+        count = min(max(1, round(fraction * len(available))), len(available) - 1) if fraction > 0 else 0
+        start, taken = cursor, 0
+        for step in range(len(order)):
+            if taken == count:
+                break
+            subject = order[(start + step) % len(order)]
+            if subject in available:
+                held.add(SequenceKey(environment_of(subject), subject, action))
+                taken += 1
+                cursor = (start + step + 1) % len(order)
+    return frozenset(held)

@@ -2,14 +2,23 @@
 
     L = L_MPJPE + sum_m alpha_m * sum_{i in encoder m} F_i (theta_i - theta*_i)^2 / 2
 
-``F`` is the diagonal Fisher information, estimated as the mean squared gradient of the MPJPE
-loss over a few mini-batches (the empirical Fisher of mini-batch gradients), with every modality
-present. ``alpha_m`` is ``alpha_strong`` for modalities the latest Shapley assessment calls strong
-and ``alpha_weak`` for weak ones (before any assessment: ``alpha_weak`` for all). The penalty is
-active only in the first ``epochs`` epochs and touches encoder parameters only; it adds no
+(Qi et al., the AWC part of the method: a per-parameter EWC-style constraint weighted by the
+diagonal of the Fisher Information Matrix and, per modality, by its assessed contribution. Only
+the paper's abstract and secondary summaries (../shared/docs/method.md) could be read here, so
+its section and equation numbers are not cited.)
+
+``F`` is the diagonal empirical Fisher information as the paper defines it,
+F_i = 1/|D| sum_n (d L(x_n, y_n; theta) / d theta_i)^2: the mean over samples of the squared
+PER-SAMPLE gradient of the MPJPE loss, with each sample's own modalities present. It is computed
+with ``torch.func`` (``vmap`` of ``grad`` over the samples of a batch, :func:`diagonal_fisher`),
+so it does not depend on how the samples are batched; squaring a mini-batch mean gradient
+instead would shrink with the batch size, unevenly across modalities. ``alpha_m`` is
+``alpha_strong`` for modalities the latest Shapley assessment calls strong and ``alpha_weak`` for
+weak ones (before any assessment: ``alpha_weak`` for all). The penalty is active only in the first
+``epochs`` epochs (the paper: K = 20 of 50) and touches encoder parameters only; it adds no
 learnable parameter.
 
-Anchor ``theta*`` (our choice; the paper's summaries leave it open): ``"epoch"`` (default)
+Anchor ``theta*`` (our choice; the paper's text leaves it open): ``"epoch"`` (default)
 re-anchors at the start of every epoch, together with a fresh Fisher estimate and fresh alphas,
 so the penalty is a per-epoch trust region that slows how fast each encoder moves - most for the
 strong modalities' most informative parameters - without pinning the model to its random
@@ -18,47 +27,96 @@ moment), as in classic EWC; only the alphas follow later assessments.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from mmhpe_ros.model.inputs import PRESENT
-from mmhpe_ros.model.losses import mpjpe_loss
 from mmhpe_ros.model.pose_model import PoseModel
 
 ANCHORS = ("epoch", "initial")
-LossFn = Callable[[Tensor, Tensor], Tensor]
+TARGET = "joints"
+FISHER_CHUNK = 32  # samples whose gradients vmap holds at once
+
+
+def sample_mpjpe(predicted: Tensor, target: Tensor) -> Tensor:
+    """MPJPE of each sample (B, 17, 3) -> (B,), metres: the per-sample loss of the Fisher."""
+    return (predicted - target).norm(dim=-1).mean(dim=-1)
+
+
+def _tensors(batch: Mapping[str, object], device: torch.device | str) -> dict[str, Tensor]:
+    return {k: v.to(device) for k, v in batch.items() if isinstance(v, Tensor)}
 
 
 def diagonal_fisher(
     model: PoseModel,
     batches: Iterable[Mapping[str, object]],
     device: torch.device | str = "cpu",
-    loss_fn: LossFn = mpjpe_loss,
+    method: str = "vmap",
 ) -> dict[str, list[Tensor]]:
-    """Mean over ``batches`` of the squared loss gradient, per encoder parameter (eval mode)."""
-    params = {m: model.encoder_parameters(m) for m in model.modalities}
-    fisher = {m: [torch.zeros_like(p) for p in ps] for m, ps in params.items()}
+    """Mean over every sample of ``batches`` of its squared MPJPE-loss gradient, per encoder
+    parameter (eval mode, so dropout is off). ``method``: ``"vmap"`` (per-sample gradients with
+    ``torch.func``, batched) or ``"loop"`` (one backward pass per sample: the reference)."""
+    if method not in ("vmap", "loop"):
+        raise ValueError(f"Fisher method must be 'vmap' or 'loop', got {method!r}")
+    names = {m: [f"encoders.{m}.{n}" for n, p in model.encoders[m].named_parameters() if p.requires_grad]
+             for m in model.modalities}
+    params = dict(model.named_parameters())
+    sums = {n: torch.zeros_like(params[n]) for ns in names.values() for n in ns}
     was_training = model.training
     model.eval()
     count = 0
     try:
         for batch in batches:
-            inputs = {k: v.to(device) for k, v in batch.items() if isinstance(v, Tensor)}
-            model.zero_grad(set_to_none=True)
-            loss_fn(model(inputs, inputs[PRESENT]), inputs["joints"]).backward()
-            for m, ps in params.items():
-                for f, p in zip(fisher[m], ps):
-                    if p.grad is not None:
-                        f.add_(p.grad.detach() ** 2)
-            count += 1
+            inputs = _tensors(batch, device)
+            if method == "vmap":
+                try:
+                    _add_vmap(model, inputs, sums, params)
+                except (RuntimeError, NotImplementedError) as error:  # an op without a batching rule
+                    warnings.warn(f"per-sample Fisher by vmap failed ({error}); one backward pass per sample")
+                    method = "loop"
+            if method == "loop":
+                _add_loop(model, inputs, sums, params)
+            count += int(inputs[TARGET].shape[0])
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     if count == 0:
-        raise ValueError("the Fisher estimate needs at least one batch")
-    return {m: [f / count for f in fs] for m, fs in fisher.items()}
+        raise ValueError("the Fisher estimate needs at least one sample")
+    return {m: [sums[n] / count for n in ns] for m, ns in names.items()}
+
+
+def _add_vmap(model: PoseModel, inputs: dict[str, Tensor], sums: dict[str, Tensor],
+              params: dict[str, Tensor]) -> None:
+    from torch.func import functional_call, grad, vmap
+
+    wrt = {n: params[n].detach() for n in sums}
+    fixed = {n: p.detach() for n, p in params.items() if n not in sums}
+    fixed.update(dict(model.named_buffers()))
+
+    def loss(weights: dict[str, Tensor], sample: dict[str, Tensor]) -> Tensor:
+        batch = {k: v.unsqueeze(0) for k, v in sample.items()}
+        predicted = functional_call(model, {**fixed, **weights}, (batch, batch[PRESENT]))
+        return sample_mpjpe(predicted, batch[TARGET])[0]
+
+    with warnings.catch_warnings():  # "performance drop ... batching rule" for attention kernels
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        grads = vmap(grad(loss), in_dims=(None, 0), chunk_size=FISHER_CHUNK)(wrt, inputs)
+    for n, g in grads.items():
+        sums[n] += g.pow(2).sum(dim=0)
+
+
+def _add_loop(model: PoseModel, inputs: dict[str, Tensor], sums: dict[str, Tensor],
+              params: dict[str, Tensor]) -> None:
+    for i in range(int(inputs[TARGET].shape[0])):
+        sample = {k: v[i:i + 1] for k, v in inputs.items()}
+        model.zero_grad(set_to_none=True)
+        sample_mpjpe(model(sample, sample[PRESENT]), sample[TARGET])[0].backward()
+        for n in sums:
+            if params[n].grad is not None:
+                sums[n] += params[n].grad.detach().pow(2)
 
 
 class AdaptiveWeightConstraint:
@@ -132,6 +190,11 @@ class AdaptiveWeightConstraint:
                                 zip(self.model.encoder_parameters(m), self.fisher[m], self.anchor[m]))
                     out[m] = self.alpha[m] * drift / 2
             return out
+
+    def fisher_trace(self) -> dict[str, float]:
+        """Sum of each modality's diagonal Fisher (for logging; NaN before the first update)."""
+        return {m: float(sum(f.sum() for f in self.fisher[m])) if m in self.fisher else float("nan")
+                for m in self.model.modalities}
 
     def state_dict(self) -> dict[str, object]:
         return {"alpha": dict(self.alpha), "fisher": self.fisher, "anchor": self.anchor}

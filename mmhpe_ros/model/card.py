@@ -17,7 +17,10 @@ from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.runtime.limits import CARD_BYTES, LimitError, read_bounded
 from mmhpe_ros.skeleton import JOINTS
 
-CARD_FORMAT = "mmhpe_ros.pose_model/1"
+CARD_FORMAT = "mmhpe_ros.pose_model/2"
+# Older card formats read by upgrading their config: in /1, fusion "concat" was concat + presence
+# bits + MLP, now called "mlp" ("concat" is now the paper's linear head).
+LEGACY_FORMATS: dict[str, dict[str, dict[str, str]]] = {"mmhpe_ros.pose_model/1": {"fusion": {"concat": "mlp"}}}
 RESERVED_CARD_KEYS = ("format", "config", "modalities", "joints", "units")
 # Card section written by `mmhpe-ros evaluate --update-card`: {"note": str, "subsets": {"rgb+lidar":
 # [one error per joint, mm], ...}}; the fusion node colours each joint by it (color_mode confidence).
@@ -66,6 +69,11 @@ def read_card(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     card_file = path if path.suffix == ".json" else card_path(path)
     card = read_json_file(card_file, "model card", CARD_BYTES, " (expected beside the weights)")
+    if isinstance(card, dict) and card.get("format") in LEGACY_FORMATS and isinstance(card.get("config"), dict):
+        renames = LEGACY_FORMATS[card["format"]]
+        card["config"] = {k: renames.get(k, {}).get(v, v) if isinstance(v, str) else v
+                          for k, v in card["config"].items()}
+        card["format"] = CARD_FORMAT
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise CheckpointError(f"{card_file}: not a {CARD_FORMAT} card (format={card.get('format') if isinstance(card, dict) else None!r})")
     if card.get("joints") != list(JOINTS):

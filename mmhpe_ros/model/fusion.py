@@ -1,8 +1,14 @@
 """Mask-aware fusion of per-modality features, and modality dropout for training.
 
-Both fusions take stacked features (B, M, D) and ``present`` (B, M) bool and ignore absent
+Every fusion takes stacked features (B, M, D) and ``present`` (B, M) bool and ignores absent
 modalities entirely (their features are zeroed or masked out), so any subset of modalities can
-be fused by the same weights.
+be fused by the same weights. ``out_dim`` is the width the regression head reads.
+
+- ``concat`` (the paper's: features concatenated, missing modalities zero-filled, then the
+  model's linear regression head; Qi et al., method overview and Table 1 "concat");
+- ``mlp`` (the light default): the zero-filled features and the presence bits, a 2-layer MLP;
+- ``attention``: self-attention over the present modality tokens, masked mean (the paper's
+  attention fusion row; its exact layout is not given in the paper, this one is ours).
 """
 from __future__ import annotations
 
@@ -14,11 +20,24 @@ from mmhpe_ros.model.encoders import mlp
 
 
 class ConcatFusion(nn.Module):
+    """The paper's concat fusion: the zeroed-if-absent features side by side (B, M * D); the
+    model's head is then one linear layer on them."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.out_dim = config.num_modalities * config.feature_dim
+
+    def forward(self, features: Tensor, present: Tensor) -> Tensor:
+        return (features * present.to(features.dtype).unsqueeze(-1)).flatten(1)
+
+
+class MlpFusion(nn.Module):
     """Concatenate the zeroed-if-absent features and the presence bits, then an MLP."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         m, d, h = config.num_modalities, config.feature_dim, config.hidden_dim
+        self.out_dim = h
         self.net = nn.Sequential(mlp([m * d + m, h, h], final_activation=True), nn.Dropout(config.dropout))
 
     def forward(self, features: Tensor, present: Tensor) -> Tensor:
@@ -33,6 +52,7 @@ class AttentionFusion(nn.Module):
     def __init__(self, config: ModelConfig, heads: int = 4) -> None:
         super().__init__()
         d = config.feature_dim
+        self.out_dim = config.hidden_dim
         self.modality_embedding = nn.Parameter(torch.zeros(config.num_modalities, d))
         self.attention = nn.MultiheadAttention(d, heads, dropout=config.dropout, batch_first=True)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -53,7 +73,7 @@ class AttentionFusion(nn.Module):
 
 def build_fusion(config: ModelConfig) -> nn.Module:
     """The fusion module named by ``config.fusion``."""
-    return {"concat": ConcatFusion, "attention": AttentionFusion}[config.fusion](config)
+    return {"concat": ConcatFusion, "mlp": MlpFusion, "attention": AttentionFusion}[config.fusion](config)
 
 
 def modality_dropout(present: Tensor, probability: float, generator: torch.Generator | None = None) -> Tensor:

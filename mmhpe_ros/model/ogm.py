@@ -2,11 +2,18 @@
 
 On-the-fly gradient modulation: each step, every modality's contribution is scored from the
 fused model itself with only that modality present (no auxiliary head): ``s_m = 1 / MPJPE_m``
-over the batch frames where ``m`` is present. A modality doing better than the mean of the
-others (``rho_m = s_m / mean_{j != m} s_j > 1``) gets its encoder gradients scaled by
-``1 - tanh(alpha * (rho_m - 1))``; the rest keep 1. Generalisation enhancement (GE) then adds
-Gaussian noise with the standard deviation of each gradient tensor to every encoder gradient.
-Applied only in the first ``epochs`` epochs, like the original's modulation window.
+over the batch frames where ``m`` is present (OGM-GE scores a class's softmax probability, which
+a regression model does not have; this score is our adaptation). A modality doing better than the
+mean of the others (``rho_m = s_m / mean_{j != m} s_j > 1``; OGM-GE's two-modality ratio extended
+to M modalities) gets its encoder gradients scaled by ``k_m``; the rest keep 1:
+
+- ``coefficient="reference"`` (default): ``k_m = 1 - tanh(alpha * rho_m)``, as in OGM-GE's paper
+  (Peng et al., eq. 7) and code (``1 - tanh(alpha * relu(ratio))`` where the ratio exceeds 1);
+- ``coefficient="mild"``: ``k_m = 1 - tanh(alpha * (rho_m - 1))``, continuous at rho = 1 (ours).
+
+Generalisation enhancement (GE) then adds Gaussian noise with the standard deviation of each
+gradient tensor to every encoder gradient. Applied only in the first ``epochs`` epochs, like the
+original's modulation window.
 """
 from __future__ import annotations
 
@@ -18,12 +25,18 @@ from torch import Tensor
 from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.model.pose_model import PoseModel
 
+COEFFICIENTS = ("reference", "mild")
+
 
 class GradientModulation:
     """OGM-GE for a :class:`PoseModel`; call :meth:`modulate` between backward and the step."""
 
-    def __init__(self, model: PoseModel, alpha: float = 0.5, epochs: int = 20, noise: bool = True) -> None:
+    def __init__(self, model: PoseModel, alpha: float = 0.5, epochs: int = 20, noise: bool = True,
+                 coefficient: str = "reference") -> None:
+        if coefficient not in COEFFICIENTS:
+            raise ValueError(f"OGM-GE coefficient must be one of {COEFFICIENTS}, got {coefficient!r}")
         self.model, self.alpha, self.epochs, self.noise = model, float(alpha), int(epochs), noise
+        self.coefficient = coefficient
 
     def active(self, epoch: int) -> bool:
         return epoch < self.epochs
@@ -55,7 +68,9 @@ class GradientModulation:
             return torch.ones_like(score)
         others = (total - score) / (num - 1)
         ratio = score / others.clamp(min=1e-12)
-        return 1.0 - torch.tanh(self.alpha * torch.relu(ratio - 1.0))
+        if self.coefficient == "mild":
+            return 1.0 - torch.tanh(self.alpha * torch.relu(ratio - 1.0))
+        return torch.where(ratio > 1.0, 1.0 - torch.tanh(self.alpha * ratio), torch.ones_like(ratio))
 
     @torch.no_grad()
     def modulate(self, coefficients: Tensor, generator: torch.Generator | None = None) -> None:

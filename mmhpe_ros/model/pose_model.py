@@ -28,7 +28,7 @@ class PoseModel(nn.Module):
         self.modalities = config.modalities
         self.encoders = nn.ModuleDict({m: build_encoder(m, config) for m in config.modalities})
         self.fusion = build_fusion(config)
-        self.head = nn.Linear(config.hidden_dim, NUM_JOINTS * 3)
+        self.head = nn.Linear(self.fusion.out_dim, NUM_JOINTS * 3)
 
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Features (B, feature_dim) of every model modality found in ``inputs``."""
@@ -43,9 +43,20 @@ class PoseModel(nn.Module):
         fused = self.fusion(stacked, present.bool() & available)
         return self.head(fused).view(-1, NUM_JOINTS, 3)
 
-    def forward(self, inputs: Mapping[str, Tensor], present: Tensor | None = None) -> Tensor:
-        """``fuse(encode(inputs), present if given else inputs["present"])``."""
-        return self.fuse(self.encode(inputs), inputs[PRESENT] if present is None else present)
+    def forward(self, inputs: Mapping[str, Tensor], present: Tensor | None = None, alone: bool = False) -> Tensor:
+        """``fuse(encode(inputs), present if given else inputs["present"])``; with ``alone``, that and
+        then the prediction of each modality alone (only it present), stacked (1 + M, B, 17, 3)."""
+        present = inputs[PRESENT] if present is None else present
+        features = self.encode(inputs)
+        fused = self.fuse(features, present)
+        if not alone:
+            return fused
+        outputs = [fused]
+        for i in range(len(self.modalities)):
+            only = torch.zeros_like(present, dtype=torch.bool)
+            only[:, i] = present[:, i].bool()
+            outputs.append(self.fuse(features, only))
+        return torch.stack(outputs)
 
     def init_output_bias(self, mean_joints: np.ndarray | Tensor) -> None:
         """Start the head at the mean training pose (17, 3) m: the prediction when nothing is known."""

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-HELP = "train the balanced multi-modal pose model (naive, AWC, OGM-GE or unimodal)"
+HELP = "train the balanced multi-modal pose model (naive, dropout, AWC, OGM-GE, G-Blending or unimodal)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if result.history and int(os.environ.get("RANK", "0")) == 0:
         last = result.history[-1]
-        print(f"done: {len(result.history)} epochs, val MPJPE {last['val_mpjpe_mm']:.2f} mm, "
-              f"PA-MPJPE {last['val_pa_mpjpe_mm']:.2f} mm; outputs in {result.output_dir}")
+        print(f"done: {len(result.history)} epochs, held-out MPJPE {last['holdout_mpjpe_mm']:.2f} mm, "
+              f"PA-MPJPE {last['holdout_pa_mpjpe_mm']:.2f} mm (held-out training sequences; `mmhpe-ros "
+              f"evaluate` for the validation split); outputs in {result.output_dir}")
     return 0
 
 

@@ -23,7 +23,7 @@ import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,11 @@ from mmhpe_ros.modalities import ACTION_NAMES
 from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.model.pose_model import PoseModel
 from mmhpe_ros.skeleton import NUM_JOINTS
-from mmhpe_ros.train.data import TARGET, PoseDataset, source_index
+from mmhpe_ros.train.data import TARGET, PoseDataset, TrainingData, source_index, validation_data
+
+if TYPE_CHECKING:
+    from mmhpe_ros.model.config import ModelConfig
+    from mmhpe_ros.train.config import TrainConfig
 
 ACTION = "action"  # batch key: the MM-Fi action code ("A01".."A27") of each frame
 ALL = "all"  # the action of the overall rows
@@ -247,6 +251,28 @@ def evaluate(model: PoseModel, batches: Iterable[Mapping[str, object]],
     return summarise(frame_errors(model, batches, device), complete_only)
 
 
+def split_dataset(config: "TrainConfig", model_config: "ModelConfig", split: str = "val", missing: str = "skip",
+                  progress: bool = False) -> PoseDataset:
+    """The frames of ``split`` prepared for ``model_config``: ``val`` / ``train`` / ``all`` (every
+    frame of the protocol's actions) with the MM-Fi frame policy ``missing``, or ``holdout`` (the
+    held-out training sequences of ``config``'s holdout_fraction / holdout_seed)."""
+    import dataclasses
+
+    if split == "holdout":
+        return TrainingData(dataclasses.replace(config, missing=missing), model_config, progress=progress).holdout
+    return validation_data(config, model_config, missing=missing, progress=progress, split=split)
+
+
+class ActionColumn:
+    """``indices -> {"action": [action code of each sample]}``: the ``extra`` of ``batch_loader``."""
+
+    def __init__(self, dataset: PoseDataset) -> None:
+        self.actions = np.array([key.action for key in dataset.sequence_keys()])
+
+    def __call__(self, indices: np.ndarray) -> dict[str, list[str]]:
+        return {ACTION: self.actions[indices].tolist()}
+
+
 class ActionLabelled(Dataset):
     """A :class:`PoseDataset` whose samples also carry ``action``, their sequence's action code."""
 
@@ -262,5 +288,5 @@ class ActionLabelled(Dataset):
         return {**self.dataset[index], ACTION: self.actions[index]}
 
 
-__all__ = ["ACTION", "ALL", "ActionLabelled", "Evaluation", "FrameErrors", "SubsetScore", "evaluate",
+__all__ = ["ACTION", "ALL", "ActionColumn", "ActionLabelled", "split_dataset", "Evaluation", "FrameErrors", "SubsetScore", "evaluate",
            "frame_errors", "subset_name", "subsets_of", "summarise", "write_csv"]

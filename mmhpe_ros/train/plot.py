@@ -1,8 +1,10 @@
 """Figures of training runs and evaluations, as PNG files (matplotlib, Agg; no display needed).
 
 - :func:`plot_shapley`: per training log (``log.csv`` of ``mmhpe-ros train``), each modality's
-  Shapley value per epoch; below it, when the log has them, the validation MPJPE of the fused
-  model and of each modality alone (``val_mpjpe_<m>_only_mm``): the balance over training.
+  Shapley value per epoch; below it, the MPJPE of the fused model and of each modality alone on
+  the held-out training sequences (``holdout_mpjpe_<m>_only_mm``), or, for a log without them,
+  on the validation split (``val_mpjpe_<m>_only_mm``: older logs, or ``val_curves``): the balance
+  over training.
 - :func:`plot_subsets`: per evaluation (``subsets.csv`` of ``mmhpe-ros evaluate``), MPJPE and
   PA-MPJPE of every modality subset as grouped bars, one colour per run.
 
@@ -83,11 +85,12 @@ def plot_shapley(logs: Sequence[str | Path], out: str | Path, labels: Sequence[s
             raise ValueError(f"{path}: no shapley_<modality> columns (is it a `mmhpe-ros train` log.csv?)")
         if all(np.isnan(_floats(table[c])).all() for c in _shapley_columns(table)):
             raise ValueError(f"{path}: every Shapley value is empty (trained with shapley_batches: 0?)")
-    with_errors = any("val_mpjpe_mm" in t for t in tables)
+    prefixes = [_error_prefix(t) for t in tables]
+    with_errors = any(prefixes)
     rows = 2 if with_errors else 1
     figure = _figure(PANEL_INCHES[0] * len(logs), PANEL_INCHES[1] * rows)
     axes = figure.subplots(rows, len(logs), squeeze=False, sharex="col", sharey="row")
-    for column, (table, label) in enumerate(zip(tables, labels)):
+    for column, (table, label, prefix) in enumerate(zip(tables, labels, prefixes)):
         epoch = _floats(table["epoch"])
         top = axes[0, column]
         for name in _shapley_columns(table):
@@ -101,20 +104,25 @@ def plot_shapley(logs: Sequence[str | Path], out: str | Path, labels: Sequence[s
         top.legend(fontsize="small")
         if with_errors:
             bottom = axes[1, column]
-            if "val_mpjpe_mm" in table:
-                bottom.plot(epoch, _floats(table["val_mpjpe_mm"]), color="black", label="fused")
+            if prefix:
+                bottom.plot(epoch, _floats(table[f"{prefix}_mpjpe_mm"]), color="black", label="fused")
             for name in _shapley_columns(table):
                 modality = name[len("shapley_"):]
-                only = f"val_mpjpe_{modality}_only_mm"
-                if only in table:
+                only = f"{prefix}_mpjpe_{modality}_only_mm"
+                if prefix and only in table:
                     bottom.plot(epoch, _floats(table[only]), linestyle="--", label=f"{modality} only",
                                 color=MODALITY_COLOURS.get(modality))
-            bottom.set_ylabel("val MPJPE (mm)")
+            bottom.set_ylabel({"holdout": "held-out MPJPE (mm)", "val": "val MPJPE (mm)"}.get(prefix, "MPJPE (mm)"))
             bottom.set_xlabel("epoch")
             bottom.legend(fontsize="small")
         else:
             top.set_xlabel("epoch")
     return _save(figure, out)
+
+
+def _error_prefix(table: Mapping[str, list[str]]) -> str:
+    """``holdout`` or ``val``: whose errors a log has (held-out preferred), or "" for none."""
+    return next((p for p in ("holdout", "val") if f"{p}_mpjpe_mm" in table), "")
 
 
 def _shapley_columns(table: Mapping[str, list[str]]) -> list[str]:

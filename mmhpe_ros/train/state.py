@@ -41,7 +41,8 @@ KEEP_CHECKPOINTS = 2
 PAUSE_ENV = "MMHPE_TRAIN_PAUSE"
 _NAME = re.compile(r"^epoch_(\d{4,})$")
 # Config keys that may change on --resume (the rest must match the checkpoint).
-RESUMABLE_KEYS = ("epochs", "output_dir", "progress", "tensorboard", "num_workers", "device", "data_root", "bags")
+RESUMABLE_KEYS = ("epochs", "output_dir", "progress", "tensorboard", "num_workers", "prepare_workers", "device", "data_root", "bags",
+                  "cache_dir", "cache_bytes")
 
 
 def pause_point(where: str) -> None:
@@ -63,6 +64,7 @@ class TrainState:
     best_mpjpe_mm: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    method_state: dict[str, Any] = field(default_factory=dict)  # JSON-able state of a method (G-Blending weights)
 
 
 def _flatten(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -91,6 +93,7 @@ def _flatten(state: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         "best_mpjpe_mm": state.best_mpjpe_mm,
         "history": state.history,
         "config": state.config,
+        "method_state": state.method_state,
     }
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, meta
 
@@ -109,7 +112,7 @@ def _unflatten(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where: Pa
                 awc[kind] = {m: [tensors[f"awc/{kind}/{m}/{i}"] for i in range(n)]
                              for m, n in meta["awc"]["counts"].items()}
         return TrainState(meta["epoch"], optimizer, meta["scheduler"], awc, meta["strong"],
-                          meta["best_mpjpe_mm"], meta["history"], meta["config"])
+                          meta["best_mpjpe_mm"], meta["history"], meta["config"], meta.get("method_state") or {})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{where}: training state incomplete or inconsistent (missing {error})") from None
 
