@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
+
 from mmhpe_ros.data.frames import SequenceKey
 from mmhpe_ros.data.mmfi import CALIBRATION_FOLDER, background_path, calibration_path
 from mmhpe_ros.geometry.background import BackgroundModel
@@ -41,6 +43,20 @@ class RigCatalogue:
     @classmethod
     def single(cls, calibration: Calibration, background: BackgroundModel | None = None) -> "RigCatalogue":
         return cls(default=Rig(calibration, background))
+
+    def fingerprint(self) -> str:
+        """A hash of every calibration and background model (a prepared-inputs cache depends on them)."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256()
+        for name, rig in sorted(self.rigs.items()) + ([("*", self.default)] if self.default else []):
+            digest.update(name.encode())
+            digest.update(json.dumps(rig.calibration.to_document(), sort_keys=True).encode())
+            if rig.background is not None:
+                digest.update(np.packbits(rig.background.occupied).tobytes())
+                digest.update(np.asarray([rig.background.voxel, *rig.background.origin]).tobytes())
+        return digest.hexdigest()
 
     def rig(self, key: SequenceKey) -> Rig:
         """The rig of ``key``'s environment; LookupError saying how to make one when there is none."""

@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from mmhpe_ros.geometry.localise import SearchRegion, fuse_root_arrays
+from mmhpe_ros.geometry.localise import fuse_root_arrays
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.observe import LOCALISED, OBSERVED, ROOTS
 
@@ -35,8 +35,7 @@ def fuse(observations: Mapping[str, np.ndarray], config: ModelConfig) -> tuple[n
     return fuse_root_arrays(observations[ROOTS], observations[LOCALISED], config.modalities)
 
 
-def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, config: ModelConfig,
-                   region: SearchRegion = SearchRegion(), ground_height: float = 0.0) -> dict[str, np.ndarray]:
+def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
     """Batched observations (B, ...) and roots (B, 3) -> model inputs (B, ...) with ``present``."""
     root = np.asarray(root, dtype=np.float64)
     observed = np.asarray(observations[OBSERVED], dtype=bool)
@@ -50,7 +49,7 @@ def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, con
             points = observations["lidar_points"] - root[:, None, :].astype(np.float32)
             out["lidar"] = (points * np.float32(config.point_scale)).astype(np.float32)
         elif modality == "mmwave":
-            out["mmwave"], out["mmwave_mask"] = _radar_near(observations, root, config, ground_height)
+            out["mmwave"], out["mmwave_mask"] = _radar_near(observations, root, config)
             present[:, i] &= out["mmwave_mask"].any(axis=1)
         else:
             out["wifi"] = np.array(observations["wifi"], dtype=np.float32)
@@ -63,12 +62,12 @@ def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, con
     return out
 
 
-def model_inputs(observations: Mapping[str, np.ndarray], config: ModelConfig, region: SearchRegion = SearchRegion(),
-                 ground_height: float = 0.0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def model_inputs(observations: Mapping[str, np.ndarray], config: ModelConfig
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """(model inputs, roots (B, 3), person (B,)) of batched observations. Rows without a person
     have their inputs all absent."""
     root, person = fuse(observations, config)
-    inputs = centred_inputs(observations, root, config, region, ground_height)
+    inputs = centred_inputs(observations, root, config)
     inputs["present"] &= person[:, None]
     return inputs, root, person
 
@@ -90,8 +89,8 @@ def _keypoint_offsets(observations: Mapping[str, np.ndarray], root: np.ndarray) 
     return offsets.astype(np.float32), np.where(usable, score, 0.0).astype(np.float32)
 
 
-def _radar_near(observations: Mapping[str, np.ndarray], root: np.ndarray, config: ModelConfig,
-                ground_height: float) -> tuple[np.ndarray, np.ndarray]:
+def _radar_near(observations: Mapping[str, np.ndarray], root: np.ndarray,
+                config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     points = np.asarray(observations["mmwave_points"], dtype=np.float64)  # (B, K, 5)
     relative = points.copy()
     relative[..., :3] -= root[:, None, :]
@@ -104,3 +103,12 @@ def _radar_near(observations: Mapping[str, np.ndarray], root: np.ndarray, config
     scale = np.array([config.point_scale] * 3 + list(config.mmwave_feature_scale))
     padded = np.where(mask[..., None], chosen * scale, 0.0).astype(np.float32)
     return padded, mask
+
+
+def window_observation_keys(config: ModelConfig) -> tuple[str, ...]:
+    """Per-frame observations a dataset stacks into ``<key>_window`` for a temporal RGB model
+    (``config.window`` > 1): what :func:`model_inputs` needs to centre each past frame's
+    keypoints on that frame's own root."""
+    if config.window <= 1:
+        return ()
+    return ("rgb_rays", "rgb_origin", "rgb_score", OBSERVED, ROOTS, LOCALISED)

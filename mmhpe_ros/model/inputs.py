@@ -83,7 +83,7 @@ def prepare_inputs(data: Mapping[str, np.ndarray], rig, config: ModelConfig
 
     observation = observe(data, rig, config)
     batch = {k: v[None] for k, v in observation.items()}
-    inputs, root, person = model_inputs(batch, config, rig.region, rig.ground_height)
+    inputs, root, person = model_inputs(batch, config)
     return {k: v[0] for k, v in inputs.items()}, (root[0] if person[0] else None)
 
 

@@ -61,3 +61,72 @@ def random_rigid_motion(observations: Mapping[str, np.ndarray], joints: np.ndarr
     batch = len(joints)
     return rigid_motion(observations, joints, rng.uniform(-np.pi, np.pi, batch),
                         rng.uniform(-max_shift_m, max_shift_m, (batch, 2)))
+
+
+ROOT = "root"  # batch key: the fused root (B, 3) the model's joints are relative to
+
+
+class BodyFrameBatches:
+    """The batch transform of training and evaluation: cached observations (base frame) ->
+    model inputs centred on the fused root (:func:`mmhpe_ros.model.body.model_inputs`), the
+    ground truth made relative to that root (what the model predicts), and the root itself under
+    ``root`` (skeleton = prediction + root). With ``augment``, each sample's scene is first turned
+    about the vertical axis and shifted (:func:`random_rigid_motion`); a temporal model's window
+    of past frames turns with it. Picklable (DataLoader workers); the random stream is seeded by
+    ``seed`` and numpy's global state in a worker (re-seeded per epoch by the trainer)."""
+
+    def __init__(self, config, augment: bool = False, seed: int = 0, max_shift_m: float = 1.0,
+                 target: str = "joints") -> None:
+        self.config, self.augment, self.max_shift_m, self.target = config, augment, max_shift_m, target
+        self.seed = seed
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from mmhpe_ros.model.body import model_inputs
+        from mmhpe_ros.model.encoders import WINDOW_SUFFIX
+        from mmhpe_ros.model.observe import observation_shapes
+
+        keys = [k for k in observation_shapes(self.config) if k in batch]
+        observations = {k: batch[k] for k in keys}
+        joints = np.asarray(batch[self.target], dtype=np.float64)
+        windows = {k[: -len(WINDOW_SUFFIX)]: batch[k] for k in batch if k.endswith(WINDOW_SUFFIX)}
+        if self.augment:
+            rng = np.random.default_rng(np.random.randint(2**31) ^ self.seed)
+            angle = rng.uniform(-np.pi, np.pi, len(joints))
+            shift = rng.uniform(-self.max_shift_m, self.max_shift_m, (len(joints), 2))
+            observations, joints = rigid_motion(observations, joints, angle, shift)
+            if windows:
+                frames = next(iter(windows.values())).shape[1]
+                flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in windows.items()}
+                flat, _ = rigid_motion(flat, np.zeros((len(angle) * frames, 1, 3)), np.repeat(angle, frames),
+                                       np.repeat(shift, frames, axis=0))
+                windows = {k: v.reshape(len(angle), frames, *v.shape[1:]) for k, v in flat.items()}
+        inputs, root, _ = model_inputs(observations, self.config)
+        out = {k: v for k, v in batch.items() if k not in keys and not k.endswith(WINDOW_SUFFIX)}
+        out.update(inputs)
+        if windows:
+            out.update(self._window_inputs(windows))
+        out[self.target] = (joints - root[:, None, :]).astype(np.float32)
+        out[ROOT] = root.astype(np.float32)
+        return out
+
+    def _window_inputs(self, windows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``rgb_window`` / ``rgb_score_window`` (B, T, ...): each past frame centred on its own root."""
+        from mmhpe_ros.model.body import model_inputs
+        from mmhpe_ros.model.encoders import WINDOW_SUFFIX
+
+        batch, frames = next(iter(windows.values())).shape[:2]
+        flat = {k: v.reshape(batch * frames, *v.shape[2:]) for k, v in windows.items()}
+        inputs, _, _ = model_inputs(_with_missing(flat, self.config), self.config)
+        return {k + WINDOW_SUFFIX: inputs[k].reshape(batch, frames, *inputs[k].shape[1:]) for k in ("rgb", "rgb_score")}
+
+
+def _with_missing(observations: Mapping[str, np.ndarray], config) -> dict[str, np.ndarray]:
+    """``observations`` with zeros for the modalities' arrays a window does not carry."""
+    from mmhpe_ros.model.observe import observation_shapes
+
+    count = len(next(iter(observations.values())))
+    out = dict(observations)
+    for key, (shape, dtype) in observation_shapes(config).items():
+        if key not in out:
+            out[key] = np.zeros((count, *shape), dtype=dtype)
+    return out

@@ -1,17 +1,21 @@
-"""Prepared model inputs of a frame source, computed once and kept on disk as memory-mapped arrays.
+"""What the sensors of each frame observed, computed once and kept on disk as memory-mapped arrays.
 
-:func:`prepare_frames` runs :func:`~mmhpe_ros.model.inputs.prepare_inputs` over every frame of a
-source (in DataLoader workers when asked, with a progress bar) and stores one ``.npy`` per input
-key (whatever keys ``prepare_inputs`` returns, plus ``joints``) under
-``<cache_dir>/<key>/``. The key is a hash of everything the arrays depend on:
+:func:`prepare_frames` runs stage 1 of the model inputs (:func:`~mmhpe_ros.model.observe.observe`,
+with the rig of the frame's environment: its data in the base frame, the person found) over every
+frame of a source (in DataLoader workers when asked, with a progress bar) and stores one ``.npy``
+per observation key (whatever keys ``observe`` returns, plus ``joints``: the ground truth in the
+base frame) under ``<cache_dir>/<key>/``. Stage 2 (centring on the fused root, augmentation) runs
+on every fetched batch (:class:`~mmhpe_ros.train.augment.BodyFrameBatches`). The key is a hash of
+everything the arrays depend on:
 
 - the source's fingerprint: its frames and the sizes and modification times of their files
   (:meth:`MmfiDataset.fingerprint`, the bag files for bags, the positions of a subset);
 - the input-relevant :class:`ModelConfig` fields (:meth:`ModelConfig.input_fields`: all but the
   architecture);
-- :data:`PREPROCESSING_VERSION` and a hash of the source text of ``mmhpe_ros/model/inputs.py``
-  (so a change of the preprocessing invalidates the cache even if nobody bumps the version);
-- any calibration inputs the caller passes (``calibration``: a JSON-able mapping).
+- :data:`PREPROCESSING_VERSION` and a hash of the source text of the stage-1 modules
+  (``model/observe.py``, ``model/inputs.py``, ``model/csi.py``, ``geometry/localise.py``), so a
+  change of the preprocessing invalidates the cache even if nobody bumps the version;
+- the rigs: every calibration and background model used (:meth:`RigCatalogue.fingerprint`).
 
 A changed file, selection, preprocessing or calibration gives a new key, hence a fresh cache;
 old entries stay until deleted (``rm -r <cache_dir>``). An entry is written under
@@ -39,13 +43,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmhpe_ros.data.frames import Frame, FrameSource, SequenceKey
+from mmhpe_ros.geometry import localise as localise_module
+from mmhpe_ros.model import csi as csi_module
 from mmhpe_ros.model import inputs as inputs_module
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.inputs import PRESENT, prepare_inputs
+from mmhpe_ros.data.rigs import RigCatalogue
+from mmhpe_ros.model import observe as observe_module
+from mmhpe_ros.model.observe import LOCALISED, observe
 from mmhpe_ros.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
-# Bump when what prepare_inputs returns changes in a way the source hash below would miss
+# Bump when what observe returns changes in a way the source hash below would miss
 # (e.g. a change in a module it imports).
 PREPROCESSING_VERSION = 1
 TARGET = "joints"
@@ -57,7 +65,8 @@ CACHE_FORMAT = "mmhpe_ros.prepared/1"
 
 def _inputs_source_hash() -> str:
     try:
-        return hashlib.sha256(inspect.getsource(inputs_module).encode()).hexdigest()
+        modules = (observe_module, inputs_module, csi_module, localise_module)
+        return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
     except (OSError, TypeError):  # no source (frozen install): rely on the version constant
         return "no-source"
 
@@ -112,7 +121,7 @@ def previous_positions(index: Sequence[tuple[SequenceKey, int]]) -> np.ndarray:
 
 @dataclass
 class PreparedFrames:
-    """Model-ready arrays (N, ...) of every frame of ``frames``, keyed like ``prepare_inputs``
+    """Observation arrays (N, ...) of every frame of ``frames``, keyed like ``observe``
     plus ``joints``; ``previous`` (N,) the position of each frame's predecessor in its sequence."""
 
     frames: FrameSource
@@ -129,8 +138,8 @@ class PreparedFrames:
 
     @property
     def usable(self) -> np.ndarray:
-        """(N,) bool: frames with at least one of the model's modalities."""
-        return self.arrays[PRESENT].any(axis=1)
+        """(N,) bool: frames in which some modality found the person (a root to centre on)."""
+        return self.arrays[LOCALISED].any(axis=1)
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays.values())
@@ -157,23 +166,25 @@ def _open_arrays(directory: Path, mapped: bool) -> dict[str, np.ndarray]:
 class _Prepare(Dataset):
     """Frame i -> its prepared arrays (run in DataLoader workers during the first pass)."""
 
-    def __init__(self, frames: FrameSource, config: ModelConfig) -> None:
-        self.frames, self.config = frames, config
+    def __init__(self, frames: FrameSource, config: ModelConfig, rigs: RigCatalogue) -> None:
+        self.frames, self.config, self.rigs = frames, config, rigs
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return prepare_sample(self.frames[index], self.config)
+        return prepare_sample(self.frames[index], self.config, self.rigs)
 
 
-def prepare_sample(frame: Frame, config: ModelConfig) -> dict[str, np.ndarray]:
-    """``prepare_inputs(frame.data)`` plus ``joints`` (17, 3) float32."""
-    sample = prepare_inputs(frame.data, config)
-    joints = np.asarray(frame.joints, dtype=np.float32)
+def prepare_sample(frame: Frame, config: ModelConfig, rigs: RigCatalogue) -> dict[str, np.ndarray]:
+    """What the frame's sensors observed (:func:`~mmhpe_ros.model.observe.observe`, with the rig of
+    its environment) plus ``joints`` (17, 3) float32, the ground truth in the base frame."""
+    rig = rigs.rig(frame.key)
+    sample = observe(frame.data, rig, config)
+    joints = np.asarray(frame.joints, dtype=np.float64)
     if joints.shape != (NUM_JOINTS, 3):
         raise ValueError(f"frame {frame.key} #{frame.index}: joints {joints.shape}, expected ({NUM_JOINTS}, 3)")
-    sample[TARGET] = joints
+    sample[TARGET] = rig.calibration.ground_truth_to_base().apply(joints).astype(np.float32)
     return sample
 
 
@@ -181,24 +192,27 @@ def _identity(sample: Any) -> Any:
     return sample
 
 
-def _prepared_samples(frames: FrameSource, config: ModelConfig, workers: int) -> Iterator[dict[str, np.ndarray]]:
+def _prepared_samples(frames: FrameSource, config: ModelConfig, rigs: RigCatalogue,
+                      workers: int) -> Iterator[dict[str, np.ndarray]]:
     if workers <= 0 or len(frames) < PARALLEL_MIN_FRAMES:
-        return (prepare_sample(frames[i], config) for i in range(len(frames)))
-    return iter(DataLoader(_Prepare(frames, config), batch_size=None, num_workers=workers,
+        return (prepare_sample(frames[i], config, rigs) for i in range(len(frames)))
+    return iter(DataLoader(_Prepare(frames, config, rigs), batch_size=None, num_workers=workers,
                            collate_fn=_identity, prefetch_factor=8))
 
 
 def prepare_frames(
     frames: FrameSource,
     model_config: ModelConfig,
+    rigs: RigCatalogue,
     cache_dir: str | Path | None = None,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     workers: int = 0,
     progress: bool = False,
-    calibration: Mapping[str, Any] | None = None,
 ) -> PreparedFrames:
-    """The prepared inputs of every frame of ``frames``: from the disk cache when there, else
-    computed once (and stored there when the source has a fingerprint and ``cache_dir`` is set)."""
+    """The prepared inputs of every frame of ``frames`` (observed with ``rigs``, the rig of each
+    environment): from the disk cache when there, else computed once (and stored there when the
+    source has a fingerprint and ``cache_dir`` is set)."""
+    calibration = {"rigs": rigs.fingerprint()}
     index = source_index(frames)
     previous = previous_positions(index)
     fingerprint = source_fingerprint(frames) if cache_dir is not None else None
@@ -211,8 +225,8 @@ def prepare_frames(
                 log.info("prepared inputs from the cache %s", entry)
                 return PreparedFrames(frames, arrays, previous, entry, mapped)
             log.warning("cache %s holds %d frames, the source %d: preparing again", entry, len(arrays[TARGET]), len(index))
-        return _build(frames, model_config, previous, root, entry, cache_bytes, workers, progress, calibration)
-    return _build(frames, model_config, previous, None, None, cache_bytes, workers, progress, calibration)
+        return _build(frames, model_config, rigs, previous, root, entry, cache_bytes, workers, progress, calibration)
+    return _build(frames, model_config, rigs, previous, None, None, cache_bytes, workers, progress, calibration)
 
 
 def _load(entry: Path, cache_bytes: int) -> tuple[dict[str, np.ndarray], bool]:
@@ -232,11 +246,12 @@ def _remove_stale_partials(root: Path) -> None:
             continue
 
 
-def _build(frames: FrameSource, config: ModelConfig, previous: np.ndarray, root: Path | None, entry: Path | None,
+def _build(frames: FrameSource, config: ModelConfig, rigs: RigCatalogue, previous: np.ndarray, root: Path | None,
+           entry: Path | None,
            cache_bytes: int, workers: int, progress: bool, calibration: Mapping[str, Any] | None) -> PreparedFrames:
     n = len(frames)
     start = time.perf_counter()
-    samples = _prepared_samples(frames, config, workers)
+    samples = _prepared_samples(frames, config, rigs, workers)
     if progress:
         from mmhpe_ros.progress import progress_bar
 
@@ -257,7 +272,7 @@ def _build(frames: FrameSource, config: ModelConfig, previous: np.ndarray, root:
                     target.mkdir(parents=True, exist_ok=True)
                 arrays = {k: _allocate(target, k, (n, *np.shape(v)), np.asarray(v).dtype) for k, v in sample.items()}
             if sample.keys() != arrays.keys():
-                raise ValueError(f"prepare_inputs returned keys {sorted(sample)} for frame {i}, "
+                raise ValueError(f"observe returned keys {sorted(sample)} for frame {i}, "
                                  f"{sorted(arrays)} for frame 0")
             for key, value in sample.items():
                 arrays[key][i] = value
@@ -267,7 +282,7 @@ def _build(frames: FrameSource, config: ModelConfig, previous: np.ndarray, root:
         raise
     seconds = time.perf_counter() - start
     if n == 0:
-        return PreparedFrames(frames, {PRESENT: np.zeros((0, config.num_modalities), bool),
+        return PreparedFrames(frames, {LOCALISED: np.zeros((0, config.num_modalities), bool),
                                        TARGET: np.zeros((0, NUM_JOINTS, 3), np.float32)}, previous)
     if target is None:
         return PreparedFrames(frames, arrays, previous, seconds=seconds)

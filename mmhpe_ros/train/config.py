@@ -33,6 +33,7 @@ class TrainConfig:
     max_holdout_frames: int | None = None
     missing: str = "absent"  # training frames with an empty modality: kept with it "absent", or "skip"ped
     strict_data: bool = False  # an anomalous MM-Fi file aborts (True) or is skipped and counted (False)
+    augment: bool = True  # turn each training scene about the vertical axis and shift it (train/augment.py)
     # Held-out training sequences: every training decision (assessment, checkpoint choice, the card's
     # expected errors) is made on them, never on the validation split.
     holdout_fraction: float = 0.1

@@ -24,7 +24,9 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from mmhpe_ros.data.frames import Frame, FrameSource, SequenceKey
 from mmhpe_ros.data.splits import holdout_sequences, protocol_actions, split_filter, split_of
 from mmhpe_ros.model.config import ModelConfig
-from mmhpe_ros.model.encoders import WINDOW_SUFFIX, window_keys
+from mmhpe_ros.data.rigs import RigCatalogue
+from mmhpe_ros.model.body import window_observation_keys
+from mmhpe_ros.model.encoders import WINDOW_SUFFIX
 from mmhpe_ros.skeleton import NUM_JOINTS
 from mmhpe_ros.train.cache import (
     DEFAULT_CACHE_BYTES,
@@ -97,6 +99,32 @@ def frame_source(config: TrainConfig, split: str | None = "train", missing: str 
     raise ValueError("training config: set data_root (an MM-Fi tree) or bags (rosbag2 files)")
 
 
+def rig_catalogue(config: TrainConfig, source: FrameSource | None = None) -> RigCatalogue:
+    """The rig (calibration, background) of each environment of ``config``'s data: an MM-Fi tree's
+    ``calibration/`` and ``background/`` folders, or the calibrations the bags carry."""
+    if config.data_root:
+        return RigCatalogue.from_tree(config.data_root)
+    while isinstance(source, FrameSubset):
+        source = source.source
+    calibration = getattr(source, "calibration", None)
+    if callable(calibration):
+        from mmhpe_ros.model.observe import Rig
+
+        environments = sorted({key.environment for key, _ in source_index(source)})
+        found = {e: calibration(e) for e in environments}
+        return RigCatalogue({e: Rig(c) for e, c in found.items() if c is not None}, where=", ".join(config.bags))
+    return RigCatalogue(where="this data")
+
+
+def default_transforms(config: TrainConfig, model_config: ModelConfig) -> tuple[Transform, Transform]:
+    """(training, evaluation) batch transforms: centring on the fused root, relative targets; the
+    training one with random rigid augmentation when ``config.augment``."""
+    from mmhpe_ros.train.augment import BodyFrameBatches
+
+    return (BodyFrameBatches(model_config, augment=config.augment, seed=config.seed),
+            BodyFrameBatches(model_config))
+
+
 def strided(count: int, limit: int | None) -> np.ndarray:
     """``min(count, limit)`` positions spread evenly over ``range(count)``."""
     if limit is None or limit >= count:
@@ -145,22 +173,24 @@ class PoseDataset(Dataset):
 
     ``prepared``: arrays of every frame of ``frames`` (default: :func:`prepare_frames`, which
     uses the disk cache ``cache_dir``); ``positions``: which of them this dataset serves (default
-    all). Frames where none of the model's modalities is usable are dropped (``dropped`` counts
-    them). ``transform(batch) -> batch`` (numpy arrays, batched) runs on every fetched batch
+    all). Frames in which no modality found the person are dropped (``dropped`` counts them). ``transform(batch) -> batch`` (numpy arrays, batched) runs on every fetched batch
     (augmentation, centring)."""
 
     def __init__(self, frames: FrameSource, model_config: ModelConfig, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 progress: bool = False, *, cache_dir: str | None = None, prepared: PreparedFrames | None = None,
-                 positions: Sequence[int] | None = None, transform: Transform | None = None, workers: int = 0) -> None:
+                 progress: bool = False, *, rigs: RigCatalogue | None = None, cache_dir: str | None = None,
+                 prepared: PreparedFrames | None = None, positions: Sequence[int] | None = None,
+                 transform: Transform | None = None, workers: int = 0) -> None:
         self.frames, self.config, self.transform = frames, model_config, transform
+        if prepared is None and rigs is None:
+            raise ValueError("PoseDataset needs the prepared arrays or the rigs to prepare them with")
         self.prepared = prepared if prepared is not None else prepare_frames(
-            frames, model_config, cache_dir, cache_bytes, workers, progress)
+            frames, model_config, rigs, cache_dir, cache_bytes, workers, progress)
         wanted = np.arange(len(self.prepared)) if positions is None else np.asarray(positions, dtype=np.int64)
         usable = self.prepared.usable[wanted] if len(wanted) else np.zeros(0, bool)
         self.positions = wanted[usable]
         self.dropped = int(len(wanted) - len(self.positions))
         self.window = model_config.window
-        self.window_keys = window_keys(model_config)
+        self.window_keys = window_observation_keys(model_config)
 
     @property
     def cached(self) -> bool:
@@ -193,15 +223,16 @@ class PoseDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in to_tensors(self.batch([index])).items()}
 
-    def mean_joints(self) -> np.ndarray:
-        """Mean ground-truth pose (17, 3) of the frames."""
+    def mean_joints(self, limit: int = 4096) -> np.ndarray:
+        """Mean target pose (17, 3) of (an even subset of at most ``limit``) the frames, as the
+        model sees targets: after ``transform`` (relative to the person's root)."""
         if not len(self):
             return np.zeros((NUM_JOINTS, 3), np.float32)
-        targets = self.prepared.arrays[TARGET]
+        picks = strided(len(self), limit)
         total = np.zeros((NUM_JOINTS, 3), np.float64)
-        for start in range(0, len(self.positions), 65536):
-            total += targets[np.sort(self.positions[start:start + 65536])].sum(axis=0, dtype=np.float64)
-        return (total / len(self.positions)).astype(np.float32)
+        for start in range(0, len(picks), 1024):
+            total += np.asarray(self.batch(picks[start:start + 1024])[TARGET], dtype=np.float64).sum(axis=0)
+        return (total / len(picks)).astype(np.float32)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "PoseDataset":
         """The same prepared frames, serving only ``indices`` of this dataset."""
@@ -288,10 +319,12 @@ class TrainingData:
         fit = np.setdiff1d(np.arange(len(index)), held)
         fit = fit[strided(len(fit), config.max_train_frames)]
         held = held[strided(len(held), config.max_holdout_frames)]
-        prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
-                                  config.prepare_workers, progress)
-        self.fit = PoseDataset(frames, model_config, prepared=prepared, positions=fit, transform=transform)
-        self.holdout = PoseDataset(frames, model_config, prepared=prepared, positions=held, transform=eval_transform)
+        prepared = prepare_frames(frames, model_config, rig_catalogue(config, frames), config.resolved_cache_dir(),
+                                  config.cache_bytes, config.prepare_workers, progress)
+        default_fit, default_eval = default_transforms(config, model_config)
+        self.fit = PoseDataset(frames, model_config, prepared=prepared, positions=fit, transform=transform or default_fit)
+        self.holdout = PoseDataset(frames, model_config, prepared=prepared, positions=held,
+                                   transform=eval_transform or default_eval)
         if len(self.holdout) == 0 and config.holdout_fraction > 0:
             raise ValueError(f"no held-out frames: {len(index)} training frames in {len({k for k, _ in index})} "
                              "sequences; set holdout_fraction higher or give more data")
@@ -314,11 +347,12 @@ def validation_data(config: TrainConfig, model_config: ModelConfig, missing: str
         raise _no_frames(config, split, len(source))
     frames = source if len(positions) == len(source) else FrameSubset(source, positions)
     limit = config.max_val_frames
-    prepared = prepare_frames(frames, model_config, config.resolved_cache_dir(), config.cache_bytes,
-                              config.prepare_workers, progress)
+    prepared = prepare_frames(frames, model_config, rig_catalogue(config, frames), config.resolved_cache_dir(),
+                              config.cache_bytes, config.prepare_workers, progress)
     return PoseDataset(frames, model_config, prepared=prepared, positions=strided(len(frames), limit),
-                       transform=transform)
+                       transform=transform or default_transforms(config, model_config)[1])
 
 
-__all__ = ["INDEX", "FrameSubset", "PoseDataset", "TrainingData", "batch_loader", "frame_source",
-           "holdout_positions", "source_index", "split_positions", "strided", "validation_data"]
+__all__ = ["INDEX", "FrameSubset", "PoseDataset", "TrainingData", "batch_loader", "default_transforms",
+           "frame_source", "holdout_positions", "rig_catalogue", "source_index", "split_positions", "strided",
+           "validation_data"]

@@ -35,6 +35,7 @@ from mmhpe_ros.modalities import ACTION_NAMES
 from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.model.pose_model import PoseModel
 from mmhpe_ros.skeleton import NUM_JOINTS
+from mmhpe_ros.train.augment import ROOT
 from mmhpe_ros.train.data import TARGET, PoseDataset, TrainingData, source_index, validation_data
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ class FrameErrors:
     partial: np.ndarray  # bool: evaluated with only some of the subset's modalities
     actions: np.ndarray  # (F,) str; "" where the batches carried no action
     joint_error_mm: np.ndarray  # (F, K, J): each joint's error, NaN like mpjpe_mm
-    predicted: np.ndarray | None = None  # (F, J, 3) metres: the prediction of the last subset (all modalities)
-    target: np.ndarray | None = None  # (F, J, 3) metres: the ground truth
+    predicted: np.ndarray | None = None  # (F, J, 3) metres, base frame: the prediction of the last subset (all modalities)
+    target: np.ndarray | None = None  # (F, J, 3) metres, base frame: the ground truth
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,10 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
             parts["mpjpe"].append(joint.mean(axis=-1).T)
             parts["pa"].append(np.where(unused, np.nan, frame_pa_mpjpe(p, t)).T)
             parts["partial"].append((used & ~complete).cpu().numpy().T)
-            parts["predicted"].append(p[-1])
-            parts["target"].append(t[-1])
+            root = batch.get(ROOT)  # skeletons in the base frame: relative predictions + the person's root
+            root = 0.0 if root is None else np.asarray(root, dtype=np.float64)[:, None, :]
+            parts["predicted"].append(p[-1] + root)
+            parts["target"].append(t[-1] + root)
             actions = batch.get(ACTION)
             count = present.shape[0]
             parts["action"].append(np.array([""] * count if actions is None else [str(a) for a in actions]))
