@@ -291,3 +291,49 @@ def test_locate_inverts_the_stamping_rule():
         fmt.locate(start + 5, start)
     with pytest.raises(fmt.BagFormatError):
         fmt.locate(start - fmt.FRAME_PERIOD_NS, start)
+
+
+CALIBRATION_TEXT = """# a test rig
+/**:
+  ros__parameters:
+    base_frame: base_link
+    ground_height: 0.0
+    extrinsics:
+      lidar: {xyz: [0.1, 0.0, 1.2], rpy: [0.0, 0.1, 0.3]}
+      camera_optical: {xyz: [0.0, 0.1, 1.4], rpy: [-1.6, 0.0, -1.5]}
+    intrinsics:
+      camera_optical: {width: 640, height: 480, k: [600.0, 0.0, 321.0, 0.0, 602.0, 238.0, 0.0, 0.0, 1.0]}
+"""
+
+
+def test_calibration_goes_into_the_bags_as_camera_info_and_metadata(frames, tmp_path):
+    """An environment's calibration: a CameraInfo with every keypoint message (same stamp, frame
+    id, the calibration's K), the file's text in the metadata, read back by BagDataset."""
+    convert(frames, tmp_path / "bags", progress=False, calibrations={"E01": CALIBRATION_TEXT})
+    for bag, calibrated in (("E01_S01_A02", True), ("E02_S12_A27", False)):
+        messages = _raw_messages(tmp_path / "bags" / bag)
+        keypoints = [t for topic, t, _, _ in messages if topic == "/camera/keypoints"]
+        infos = [(t, msg) for topic, t, msg, _ in messages if topic == "/camera/camera_info"]
+        assert [t for t, _ in infos] == (keypoints if calibrated else [])
+        for stamp, info in infos:
+            assert codecs.header_stamp_ns(info) == stamp and info.header.frame_id == FRAME_IDS["rgb"]
+            assert (info.width, info.height) == (640, 480)
+            np.testing.assert_array_equal(info.k, [600.0, 0.0, 321.0, 0.0, 602.0, 238.0, 0.0, 0.0, 1.0])
+            np.testing.assert_array_equal(info.p, [600.0, 0.0, 321.0, 0.0, 0.0, 602.0, 238.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    dataset = BagDataset(tmp_path / "bags")
+    calibration = dataset.calibration("E01")
+    np.testing.assert_allclose(calibration.to_base("lidar").xyz, [0.1, 0.0, 1.2])
+    assert calibration.camera("camera_optical").k[1, 1] == 602.0 and dataset.calibration("E02") is None
+    for got, want in zip(dataset, frames, strict=True):  # the frames are unchanged
+        assert_same_frame(got, want)
+    with pytest.raises(ValueError, match="E01"):
+        convert(frames, tmp_path / "bad", progress=False, calibrations={"E01": "/**: {ros__parameters: [1]}"})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_bags_that_disagree_about_a_calibration_are_refused(frames, tmp_path):
+    other = CALIBRATION_TEXT.replace("1.2]", "1.3]")
+    convert(frames[:2], tmp_path / "a", progress=False, calibrations={"E01": CALIBRATION_TEXT})
+    convert(frames[len(INDICES):len(INDICES) + 2], tmp_path / "b", progress=False, calibrations={"E01": other})
+    with pytest.raises(fmt.BagFormatError, match="calibration of E01"):
+        BagDataset([tmp_path / "a", tmp_path / "b"])

@@ -10,6 +10,7 @@ from mmhpe_ros.cli import main
 from mmhpe_ros.data import splits
 from mmhpe_ros.data.bags import BagDataset
 from mmhpe_ros.data.mmfi import MmfiDataset, PartialDatasetWarning
+from mmhpe_ros.geometry.calibration import load_calibration
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,11 @@ def test_generated_tree_round_trips(tmp_path):
     for split, subject in (("train", "S01"), ("val", "S31")):
         source = read(tree, select=splits.split_filter("P3", "S3", split))
         assert [k.subject for k in source.keys] == [subject] and len(source) == 3
-        assert_same_frames(BagDataset(tmp_path / "bags" / split), source)
+        bags = BagDataset(tmp_path / "bags" / split)
+        assert_same_frames(bags, source)
+        environment = source.keys[0].environment  # the tree's calibration file travels with its bag
+        written = load_calibration(tree / "calibration" / f"{environment}.yaml")
+        assert bags.calibration(environment).to_document() == written.to_document()
 
 
 def test_bad_root_is_a_clear_error(tmp_path, capsys):

@@ -54,6 +54,9 @@ SENSOR_STREAMS: dict[str, Stream] = {
 }
 GROUND_TRUTH_STREAM = Stream("/" + TOPICS.ground_truth, "geometry_msgs/msg/PoseArray", FRAME_IDS["base"])
 SEQUENCE_STREAM = Stream("/" + TOPICS.sequence, "std_msgs/msg/String")
+# Written with the keypoints when the tree has the environment's calibration (its intrinsics).
+CAMERA_INFO_STREAM = Stream("/" + TOPICS.camera_info, "sensor_msgs/msg/CameraInfo", FRAME_IDS["rgb"])
+CALIBRATION_KEY = "mmhpe_ros.calibration."  # + environment: custom_data entry with the calibration file's text
 
 # Point fields per point-set modality, in the order of the MM-Fi arrays' columns.
 POINT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -138,6 +141,19 @@ def encode_points(types: codecs.MessageTypes, header: Any, modality: str, array:
     if array.ndim != 2 or array.shape[1] != len(fields):
         raise BagFormatError(f"{modality} points must be (N, {len(fields)}), got {array.shape}")
     return codecs.create_points(types, header, array, fields)
+
+
+def camera_info_message(typestore: Any, header: Any, camera: Any) -> Any:
+    """A sensor_msgs/CameraInfo (rosbags ``typestore``) of ``camera``
+    (:class:`~mmhpe_ros.geometry.camera.CameraIntrinsics`): K, D, identity R, P = [K | 0]."""
+    types = typestore.types
+    projection = np.hstack([camera.k, np.zeros((3, 1))])
+    roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types[CAMERA_INFO_STREAM.msgtype](
+        header=header, height=camera.height, width=camera.width, distortion_model=camera.distortion_model,
+        d=np.array(camera.d, dtype=np.float64), k=camera.k.ravel().copy(), r=np.eye(3).ravel(),
+        p=projection.ravel(), binning_x=0, binning_y=0, roi=roi,
+    )
 
 
 def decode_points(modality: str, msg: Any) -> np.ndarray:

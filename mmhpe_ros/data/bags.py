@@ -14,13 +14,15 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import yaml
 
 from mmhpe_ros.data import bag_format as fmt
 from mmhpe_ros.data.frames import Frame, SequenceKey
+from mmhpe_ros.geometry.calibration import Calibration, calibration_from_text
+from mmhpe_ros.geometry.camera import CameraIntrinsics
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.limits import DEFAULT_BAG_LIMITS, BagLimits, check_bag, check_message, read_bounded
 from mmhpe_ros.runtime.paths import resolve_inside
@@ -49,10 +51,13 @@ def sequence_bag_name(key: SequenceKey) -> str:
 class _BagWriter:
     """One bag being written: its connections, and the timeline its sequences follow."""
 
-    def __init__(self, path: Path, typestore: Any, types: codecs.MessageTypes) -> None:
+    def __init__(self, path: Path, typestore: Any, types: codecs.MessageTypes,
+                 calibrations: Mapping[str, tuple[str, Calibration]]) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.path, self.typestore, self.types = path, typestore, types
+        self.calibrations = calibrations
+        self.environments: set[str] = set()
         self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.connections: dict[str, Any] = {}
@@ -78,9 +83,18 @@ class _BagWriter:
                 f"{frame.key} frame {frame.index}: joints are {joints.dtype}, earlier frames "
                 f"of {self.path.name} were {self.joints_dtype}"
             )
+        camera = self._camera(frame.key.environment)
         for stream, stamp, msg in fmt.frame_messages(self.types, frame, self.start, modalities):
             self._write(stream, stamp, msg)
+            if stream == fmt.SENSOR_STREAMS["rgb"] and camera is not None:
+                header = codecs.make_header(self.types, stamp, fmt.CAMERA_INFO_STREAM.frame_id)
+                self._write(fmt.CAMERA_INFO_STREAM, stamp, fmt.camera_info_message(self.typestore, header, camera))
         self.last_index = frame.index
+
+    def _camera(self, environment: str) -> CameraIntrinsics | None:
+        """The camera intrinsics of ``environment``'s calibration (None without one)."""
+        entry = self.calibrations.get(environment)
+        return None if entry is None else entry[1].camera(fmt.CAMERA_INFO_STREAM.frame_id)
 
     def _start_sequence(self, key: SequenceKey) -> None:
         if key in self.finished:
@@ -92,6 +106,7 @@ class _BagWriter:
             self.finished.add(self.key)
             self.next_start = fmt.next_sequence_start_ns(self.start, self.last_index)
         self.key, self.start, self.last_index = key, self.next_start, -1
+        self.environments.add(key.environment)
         self._write(fmt.SEQUENCE_STREAM, self.start, fmt.sequence_message(self.types, key))
 
     def _write(self, stream: fmt.Stream, stamp: int, msg: Any) -> None:
@@ -106,6 +121,8 @@ class _BagWriter:
     def close(self) -> None:
         if self.joints_dtype is not None:
             self.writer.set_custom_data(JOINTS_DTYPE_KEY, self.joints_dtype.str)
+        for environment in sorted(self.environments & set(self.calibrations)):
+            self.writer.set_custom_data(fmt.CALIBRATION_KEY + environment, self.calibrations[environment][0])
         self.writer.close()
 
 
@@ -143,7 +160,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 def convert(
     source: Iterable[Frame], out_dir: str | Path, per: str = "sequence", *,
     split: BagName | None = None, modalities: Sequence[str] | None = None,
-    overwrite: bool = False, progress: bool = True,
+    overwrite: bool = False, progress: bool = True, calibrations: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write the frames of ``source`` (e.g. an ``MmfiDataset``) as rosbag2 MCAP bags in ``out_dir``.
 
@@ -153,6 +170,11 @@ def convert(
     ``bag_format.SEQUENCE_GAP_NS``. ``modalities`` (default: every modality with a bag topic)
     selects what is written; modalities without a bag topic found in the frames are reported by
     a warning. The source must yield each sequence's frames together, in increasing index.
+
+    ``calibrations`` maps environments to the text of their calibration file
+    (:func:`mmhpe_ros.data.mmfi.tree_calibrations`): each bag then stores the text of the
+    environments it holds in its metadata (``custom_data``, :meth:`BagDataset.calibration` reads it
+    back) and, with the keypoints, a CameraInfo of the camera's intrinsics on ``camera/camera_info``.
 
     ``out_dir`` must not exist unless ``overwrite`` (then it is replaced, if it holds only bags).
     On error no partial output is left. Returns the bag directories written.
@@ -166,6 +188,8 @@ def convert(
         if unknown:
             raise ValueError(f"no bag topic for modalities {unknown}; known: {list(fmt.SENSOR_STREAMS)}")
     bag_name: BagName = sequence_bag_name if per == "sequence" else split  # type: ignore[assignment]
+    parsed = {environment: (text, calibration_from_text(text, f"the calibration of {environment}"))
+              for environment, text in (calibrations or {}).items()}
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
     out_dir.mkdir(parents=True)
@@ -193,7 +217,7 @@ def convert(
                         f"{frame.key}: bag {name} was already written; a source must yield each "
                         "sequence's frames together"
                     )
-                writer = writers[name] = _BagWriter(bag_dir, typestore, types)
+                writer = writers[name] = _BagWriter(bag_dir, typestore, types, parsed)
                 written.append(writer.path)
             chosen = [m for m in fmt.SENSOR_STREAMS if m in frame.data] if modalities is None \
                 else modalities
@@ -260,6 +284,20 @@ def _custom_data(path: Path, limits: BagLimits = DEFAULT_BAG_LIMITS) -> dict[str
     return info.get("custom_data") or {}
 
 
+def _calibration_texts(paths: Sequence[Path], custom: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """Calibration file texts by environment from the bags' custom_data; two bags that disagree
+    about one environment are an error."""
+    texts: dict[str, str] = {}
+    for path, data in zip(paths, custom):
+        for key, text in data.items():
+            if not key.startswith(fmt.CALIBRATION_KEY):
+                continue
+            environment = key[len(fmt.CALIBRATION_KEY):]
+            if texts.setdefault(environment, text) != text:
+                raise fmt.BagFormatError(f"{path}: its calibration of {environment} differs from another bag's")
+    return texts
+
+
 class BagDataset:
     """Frames read back from bags written by :func:`convert` (a ``FrameSource``; no ROS needed).
 
@@ -291,9 +329,9 @@ class BagDataset:
         self._typestore = _typestore()
         self._readers: OrderedDict[int, Any] = OrderedDict()
         self._pid = os.getpid()
-        self._joints_dtypes = [
-            np.dtype(_custom_data(path, limits).get(JOINTS_DTYPE_KEY, "<f8")) for path in self.paths
-        ]
+        custom = [_custom_data(path, limits) for path in self.paths]
+        self._joints_dtypes = [np.dtype(data.get(JOINTS_DTYPE_KEY, "<f8")) for data in custom]
+        self._calibration_texts = _calibration_texts(self.paths, custom)
         self._bag_refs = [self._index_bag(number) for number in range(len(self.paths))]
         self._refs = [ref for refs in self._bag_refs for ref in refs]
 
@@ -329,6 +367,11 @@ class BagDataset:
     def index(self) -> list[tuple[SequenceKey, int]]:
         """(sequence key, frame index) of every frame, in dataset order."""
         return [(ref.key, ref.index) for ref in self._refs]
+
+    def calibration(self, environment: str) -> Calibration | None:
+        """The calibration of ``environment`` stored in the bags' metadata (None if none is)."""
+        text = self._calibration_texts.get(environment)
+        return None if text is None else calibration_from_text(text, f"the bags' calibration of {environment}")
 
     def close(self) -> None:
         """Close the bag readers of this process (they reopen on demand)."""

@@ -2,7 +2,10 @@
 
 --per sequence writes one bag per sequence (OUT/E01_S01_A01); --per split writes one bag per
 split of --protocol x --setting (OUT/train, OUT/val). Either way only --protocol's actions are
-converted (default P3: all). Topics, message types and stamps: docs/bags.md; the reader: docs/data.md.
+converted (default P3: all). A tree's calibration files (ROOT/calibration/E0x.yaml, as `mmhpe-ros
+synth` writes them) go into the bags: their text in the metadata, the camera's intrinsics as a
+CameraInfo with each frame's keypoints. Topics, message types and stamps: docs/bags.md; the
+reader: docs/data.md.
 
 Example: mmhpe-ros convert data/mmfi bags/p1s1 --per split --protocol P1 --setting S1
 """
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     """Index ROOT, then write the bags with :func:`mmhpe_ros.data.bags.convert`."""
     from mmhpe_ros.data import bags, splits
     from mmhpe_ros.data.bag_format import BagFormatError
-    from mmhpe_ros.data.mmfi import MmfiDataset, MmfiFormatError, PartialDatasetWarning
+    from mmhpe_ros.data.mmfi import MmfiDataset, MmfiFormatError, PartialDatasetWarning, tree_calibrations
 
     if Path(args.out).exists() and not args.overwrite:  # say so before a long indexing pass
         return _error(f"{args.out} exists; pass --overwrite to replace it")
@@ -75,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"{args.root}: no frame matches the chosen sequences and modalities")
     split = splits.split_namer(protocol, args.setting, args.seed) if args.per == "split" else None
     try:
-        written = bags.convert(dataset, args.out, per=args.per, split=split,
-                               modalities=args.modalities, overwrite=args.overwrite)
+        calibrations = tree_calibrations(args.root, {key.environment for key in dataset.keys})
+    except ValueError as error:
+        return _error(f"calibration folder: {error}")
+    try:
+        written = bags.convert(dataset, args.out, per=args.per, split=split, modalities=args.modalities,
+                               overwrite=args.overwrite, calibrations=calibrations)
     except (FileExistsError, MmfiFormatError, BagFormatError) as error:
         return _error(str(error))
     where = f"{protocol} x {args.setting}, seed {args.seed}" if args.per == "split" else "per sequence"

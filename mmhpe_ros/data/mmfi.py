@@ -5,6 +5,10 @@ Layout (``/work/shared/docs/mmfi.md``, the MM-Fi toolbox)::
     <root>/E01..E04/S01..S40/A01..A27/ground_truth.npy            (F, 17, 3), F = 297
     <root>/E0x/Syy/Azz/<folder>/frame001.<ext> .. frameF.<ext>    folder/ext: modalities.MMFI_FORMATS
 
+Beside it a tree may hold ``<root>/calibration/E0x.yaml``, each environment's rig
+(:mod:`mmhpe_ros.geometry.calibration`; written by `mmhpe-ros synth`). The reader ignores it (it
+looks at E01..E04 only); :func:`tree_calibrations` reads it.
+
 A frame file of size 0 marks a frame missing for that modality. The files are untrusted input:
 every file is size-checked against ``MAX_FILE_BYTES`` before it is read, ``.npy`` files are read
 without pickle after their header is checked, ``.mat`` files are walked
@@ -56,6 +60,7 @@ POINT_COLUMNS: dict[str, int] = {"lidar": len(LIDAR_FIELDS), "mmwave": len(MMWAV
 POINT_DTYPE = np.dtype("<f8")  # MM-Fi .bin files: raw little-endian float64
 MISSING_MODES = ("skip", "absent")
 GROUND_TRUTH_CACHE = 8  # sequences whose ground truth a dataset keeps in memory (FIFO)
+CALIBRATION_FOLDER = "calibration"
 
 
 class MmfiFormatError(ValueError):
@@ -84,6 +89,26 @@ def sequence_dir(root: str | Path, key: SequenceKey) -> Path:
 def frame_path(root: str | Path, key: SequenceKey, modality: str, index: int) -> Path:
     """``<root>/E01/S01/A01/<folder>/frameNNN.<ext>`` of one frame of one modality."""
     return sequence_dir(root, key) / MMFI_FORMATS[modality].folder / frame_file_name(modality, index)
+
+
+def calibration_path(root: str | Path, environment: str) -> Path:
+    """``<root>/calibration/E01.yaml``: where a tree keeps the calibration of an environment."""
+    return Path(root, CALIBRATION_FOLDER, f"{environment}.yaml")
+
+
+def tree_calibrations(root: str | Path, environments: Iterable[str] = ENVIRONMENTS) -> dict[str, str]:
+    """Text of each calibration file the tree at ``root`` holds, by environment (none: empty).
+
+    Each is checked to parse as a calibration (ValueError naming the file otherwise)."""
+    from mmhpe_ros.geometry.calibration import load_calibration
+
+    texts = {}
+    for environment in environments:
+        path = calibration_path(root, environment)
+        if path.is_file():
+            load_calibration(path)  # size-checked and parsed before its text is used
+            texts[environment] = path.read_text(encoding="utf-8")
+    return texts
 
 
 # ---------------------------------------------------------------------------------------------

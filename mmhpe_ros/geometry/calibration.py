@@ -133,18 +133,30 @@ def load_calibration(path: str | Path) -> Calibration:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ValueError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a calibration file")
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: calibration file not found") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: cannot read calibration file ({error})") from None
+    return calibration_from_text(text, str(path))
+
+
+def calibration_from_text(text: str, source: str = "the calibration") -> Calibration:
+    """Parse a calibration parameter file's text (as :func:`load_calibration` reads it; e.g. a
+    bag's stored copy). ``source`` names it in error messages."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ValueError(f"{source}: larger than {MAX_FILE_BYTES} bytes; not a calibration file")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{source}: cannot read calibration file ({error})") from None
     if not isinstance(document, Mapping):
-        raise ValueError(f"{path}: expected a mapping, got {type(document).__name__}")
+        raise ValueError(f"{source}: expected a mapping, got {type(document).__name__}")
     section = document.get(WILDCARD, document)
     values = section.get(PARAMETERS_KEY, section) if isinstance(section, Mapping) else None
     if not isinstance(values, Mapping):
-        raise ValueError(f"{path}: expected '{WILDCARD}: {PARAMETERS_KEY}:' with the calibration values")
-    return calibration_from_values(values, str(path))
+        raise ValueError(f"{source}: expected '{WILDCARD}: {PARAMETERS_KEY}:' with the calibration values")
+    return calibration_from_values(values, source)
 
 
 def write_calibration(path: str | Path, calibration: Calibration, comment: str = "") -> Path:

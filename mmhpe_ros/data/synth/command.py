@@ -1,10 +1,13 @@
 """Write an MM-Fi-format tree from a simulated person (the same files, dtypes and shapes as MM-Fi).
 
-Each subject (fixed body size, place and tempo) performs each action procedurally; per-environment
-scenes place the sensors and add clutter and noise; sensor models produce 2D keypoints (camera),
-LiDAR points, mmWave points with Doppler, and WiFi CSI amplitude/phase. The output reads like the
-real dataset (`mmhpe-ros convert`, `MmfiDataset`). Same --seed, same bytes; a subset of subjects
-or actions gives exactly those sequences of a larger run. Models and measured sizes: docs/synth.md.
+Each subject (fixed body size and tempo) performs each action procedurally, standing anywhere
+1-4 m in front of the rig and facing any way (drawn per sequence); per-environment scenes mount
+each sensor at its own height, yaw and pitch in a furnished room and add clutter and noise;
+sensor models produce 2D keypoints (camera pixels), LiDAR points, mmWave points with Doppler (each
+in its sensor's own frame), and WiFi CSI amplitude/phase; the ground truth is in the rig's
+base_link, and OUT/calibration/E0x.yaml gives each environment's true rig. The output reads like
+the real dataset (`mmhpe-ros convert`, `MmfiDataset`). Same --seed, same bytes; a subset of
+subjects or actions gives exactly those sequences of a larger run. Models and sizes: docs/synth.md.
 
 Example: mmhpe-ros synth data/mmfi --preset benchmark --workers 2
 """
@@ -63,8 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames per sequence at 10 Hz, at most 297 as in MM-Fi (overrides the preset)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (>= 0): same seed, identical files")
     parser.add_argument("--workers", type=int, default=1, help="processes generating sequences in parallel")
+    parser.add_argument("--lidar-scan", choices=("sector", "full"), default="sector",
+                        help="sector: the +-30 degrees MM-Fi records, a sparse room (default); full: 360 "
+                             "degrees with every room return (about 32k points and 0.8 MB per frame)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT if it holds an MM-Fi tree (never deletes anything else)")
+                        help="replace OUT if it holds a generated MM-Fi tree (E0x folders, calibration/E0x.yaml; "
+                             "never deletes anything else)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         summary = write_tree(args.out, subjects, actions, frames, args.seed,
-                             workers=args.workers, overwrite=args.overwrite)
+                             workers=args.workers, overwrite=args.overwrite, lidar_scan=args.lidar_scan)
     except FileExistsError as error:
         return _error(str(error))
     seconds = time.perf_counter() - start

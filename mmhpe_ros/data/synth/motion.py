@@ -5,9 +5,10 @@ flexion/abduction, knee), a pelvis shift and a jump height. Each action maps a c
 ``s(t) = (1 - cos(2 pi f t + phase)) / 2`` in [0, 1] to those angles; forward kinematics on the
 subject's bone lengths gives the joints, and the lower ankle is put on the floor.
 
-Coordinates are the world frame of ``docs/synth.md`` (REP-103: x forward from the sensors, y left,
-z up, metres, origin on the floor below the sensor rig). The body's own frame has x forward (the
-way the person faces), y to the person's left, z up; the person faces the sensors.
+Joints are given in the rig's base frame ``base_link`` (docs/synth.md; REP 103: x forward from the
+rig, y left, z up, metres, origin on the floor below the rig). The body's own frame has x forward
+(the way the person faces), y to the person's left, z up; a :class:`Placement` puts it in
+base_link: anywhere in the region 1-4 m in front of the rig, +-1.5 m sideways, facing any way.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from mmhpe_ros.geometry.transforms import RigidTransform
 from mmhpe_ros.modalities import ACTION_NAMES, ACTIONS
 from mmhpe_ros.skeleton import JOINT_INDEX, NUM_JOINTS
 
@@ -119,11 +121,9 @@ def action_parameters(action: str, activation: np.ndarray, phase: np.ndarray) ->
 
 @dataclass(frozen=True)
 class Body:
-    """One subject: size, where they stand, which way they face, how fast and wide they move."""
+    """One subject: size, how fast and how wide they move."""
 
     bones: dict[str, float]  # REFERENCE_BONES keys, metres
-    position: tuple[float, float]  # (x, y) of the pelvis on the floor, world frame
-    facing: float  # yaw of the body's forward axis in the world (pi = facing the sensors)
     tempo: float  # action cycles per second
     amplitude: float  # scale of every action's angles
 
@@ -133,9 +133,36 @@ def subject_body(subject_number: int, seed: int) -> Body:
     rng = np.random.default_rng([seed, 1, subject_number])
     scale = rng.uniform(1.55, 1.92) / REFERENCE_HEIGHT
     bones = {k: float(v * scale * rng.uniform(0.95, 1.05)) for k, v in REFERENCE_BONES.items()}
-    position = (float(rng.uniform(2.9, 3.1)), float(rng.uniform(-0.1, 0.1)))  # a marked spot
-    return Body(bones, position, float(np.pi + rng.uniform(-0.12, 0.12)),
-                float(rng.uniform(0.18, 0.32)), float(rng.uniform(0.8, 1.1)))
+    return Body(bones, float(rng.uniform(0.18, 0.32)), float(rng.uniform(0.8, 1.1)))
+
+
+# Where a sequence's person stands (base_link, metres) and which way they face (uniform ranges).
+PLACEMENT_X_M = (1.0, 4.0)
+PLACEMENT_Y_M = (-1.5, 1.5)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the person stands for a whole sequence: the body frame's origin (the floor below the
+    pelvis at rest) at (x, y) in base_link, and ``heading``, the yaw (rad) of the way the person
+    faces (0: facing +x, away from the rig; pi: facing the rig)."""
+
+    x: float
+    y: float
+    heading: float
+
+    def transform(self) -> RigidTransform:
+        """``T_base_body``: body-frame points -> base_link."""
+        return RigidTransform.about_z(self.heading, (self.x, self.y, 0.0))
+
+
+NOMINAL_PLACEMENT = Placement(3.0, 0.0, float(np.pi))  # 3 m in front of the rig, facing it
+
+
+def draw_placement(rng: np.random.Generator) -> Placement:
+    """A placement anywhere in the region: x 1-4 m, y +-1.5 m, any heading."""
+    return Placement(float(rng.uniform(*PLACEMENT_X_M)), float(rng.uniform(*PLACEMENT_Y_M)),
+                     float(rng.uniform(0.0, 2 * np.pi)))
 
 
 def _rot_z(angle: np.ndarray) -> np.ndarray:
@@ -220,13 +247,14 @@ def forward_kinematics(body: Body, params: Pose) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Motion:
-    """One subject performing one action: joints at any time, world frame."""
+    """One subject performing one action at a placement: joints at any time, base_link."""
 
     body: Body
     action: str
     phase: float  # radians at t = 0
     tempo: float  # cycles per second
     sway: np.ndarray  # (K, 4): amplitude, angular frequency, phase, parameter index of small random motion
+    placement: Placement = NOMINAL_PLACEMENT
 
     def parameters(self, times: np.ndarray) -> Pose:
         angle = 2 * np.pi * self.tempo * np.asarray(times, dtype=np.float64) + self.phase
@@ -241,11 +269,9 @@ class Motion:
         return params
 
     def joints(self, times: np.ndarray) -> np.ndarray:
-        """(T, 17, 3) joints in metres, world frame, at ``times`` (seconds from the start)."""
+        """(T, 17, 3) joints in metres, base_link, at ``times`` (seconds from the start)."""
         local = forward_kinematics(self.body, self.parameters(np.asarray(times, dtype=np.float64)))
-        c, s = np.cos(self.body.facing), np.sin(self.body.facing)
-        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        return local @ rotation.T + np.array([*self.body.position, 0.0])
+        return self.placement.transform().apply(local)
 
     def velocities(self, times: np.ndarray, step: float = 1e-3) -> np.ndarray:
         """(T, 17, 3) joint velocities in m/s (central differences of :meth:`joints`)."""
@@ -253,8 +279,9 @@ class Motion:
         return (self.joints(times + step) - self.joints(times - step)) / (2 * step)
 
 
-def sequence_motion(body: Body, action: str, rng: np.random.Generator) -> Motion:
-    """The motion of ``body`` doing ``action``, its phase, tempo and sway drawn from ``rng``."""
+def sequence_motion(body: Body, action: str, rng: np.random.Generator,
+                    placement: Placement = NOMINAL_PLACEMENT) -> Motion:
+    """The motion of ``body`` doing ``action`` at ``placement``, its phase, tempo and sway drawn from ``rng``."""
     if action not in ACTION_NAMES:
         raise ValueError(f"unknown MM-Fi action {action!r}; expected one of {ACTIONS[0]}..{ACTIONS[-1]}")
     count = 6
@@ -263,4 +290,4 @@ def sequence_motion(body: Body, action: str, rng: np.random.Generator) -> Motion
         rng.choice([i for i, n in enumerate(PARAMETERS) if n != "jump"], count),
     ])
     phase, tempo = float(rng.uniform(0, 2 * np.pi)), body.tempo * float(rng.uniform(0.85, 1.15))
-    return Motion(body, action, phase, tempo, sway)
+    return Motion(body, action, phase, tempo, sway, placement)

@@ -5,6 +5,11 @@
     <out>/E0x/Syy/Azz/lidar/frameNNN.bin        raw little-endian float64, (N, 3)
     <out>/E0x/Syy/Azz/mmwave/frameNNN.bin       raw little-endian float64, (N, 5)
     <out>/E0x/Syy/Azz/wifi-csi/frameNNN.mat     MATLAB v5: CSIamp, CSIphase (3, 114, 10) float64
+    <out>/calibration/E0x.yaml                  the environment's rig (geometry.calibration format)
+
+Points are in each sensor's own frame, keypoints in the camera's pixels, the ground truth in
+base_link; the calibration files map the sensor frames to base_link. The official layout
+(E0x/Syy/Azz/...) is unchanged: MM-Fi readers ignore the calibration folder.
 
 Folder names, extensions and numbering come from :mod:`mmhpe_ros.modalities` and
 :func:`mmhpe_ros.data.mmfi.frame_file_name`. Bytes depend only on the data: the one varying field
@@ -21,9 +26,12 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mmhpe_ros.data.mmfi import frame_file_name, sequence_dir
+from mmhpe_ros.data.mmfi import CALIBRATION_FOLDER, calibration_path, frame_file_name, sequence_dir
+from mmhpe_ros.data.synth.lidar import SCANS
+from mmhpe_ros.data.synth.scene import environment_scene
 from mmhpe_ros.data.synth.sequence import SequenceData, simulate_sequence
-from mmhpe_ros.modalities import ENVIRONMENTS, GROUND_TRUTH_FILE, MMFI_FORMATS
+from mmhpe_ros.geometry.calibration import write_calibration
+from mmhpe_ros.modalities import ENVIRONMENTS, GROUND_TRUTH_FILE, MMFI_FORMATS, environment_of
 
 MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by mmhpe-ros synth (simulated MM-Fi CSI)"
 MAT_TEXT_BYTES = 116  # the descriptive text field of a MATLAB v5 header
@@ -59,9 +67,21 @@ def write_sequence(root: str | Path, data: SequenceData) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _simulate_and_write(job: tuple[str, str, str, int, int]) -> int:
-    root, subject, action, frames, seed = job
-    return write_sequence(root, simulate_sequence(subject, action, frames, seed))
+def _simulate_and_write(job: tuple[str, str, str, int, int, str]) -> int:
+    root, subject, action, frames, seed, scan = job
+    return write_sequence(root, simulate_sequence(subject, action, frames, seed, lidar=SCANS[scan]))
+
+
+def write_calibrations(root: str | Path, environments: Iterable[str], seed: int) -> int:
+    """Write each environment's true rig calibration beside the tree; returns the bytes written."""
+    total = 0
+    for environment in sorted(set(environments)):
+        comment = (f"The rig of {environment} in a tree written by `mmhpe-ros synth --seed {seed}`:\n"
+                   "sensor frames -> base_link (REP 103: x forward, y left, z up; the floor at z = 0).")
+        path = write_calibration(calibration_path(root, environment),
+                                 environment_scene(environment, seed).calibration(), comment)
+        total += path.stat().st_size
+    return total
 
 
 @dataclass(frozen=True)
@@ -73,9 +93,17 @@ class TreeSummary:
     bytes: int
 
 
+def _is_calibration_folder(entry: Path) -> bool:
+    """A ``calibration`` folder holding only the generator's ``E0x.yaml`` files."""
+    names = {f"{environment}.yaml" for environment in ENVIRONMENTS}
+    return entry.is_dir() and entry.name == CALIBRATION_FOLDER and all(
+        p.name in names and p.is_file() and not p.is_symlink() for p in entry.iterdir())
+
+
 def prepare_output(out: str | Path, overwrite: bool) -> Path:
-    """Check ``out`` may be written: absent or empty, or (with ``overwrite``) an MM-Fi tree,
-    which is then removed. Refuses to delete anything that is not an MM-Fi tree."""
+    """Check ``out`` may be written: absent or empty, or (with ``overwrite``) a generated MM-Fi
+    tree (E01..E04 folders and the calibration folder), which is then removed. Refuses to delete
+    anything else."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a directory")
@@ -83,11 +111,12 @@ def prepare_output(out: str | Path, overwrite: bool) -> Path:
     if entries and not overwrite:
         raise FileExistsError(f"{out}: not empty; pass --overwrite to replace an MM-Fi tree there")
     if entries:
-        foreign = [e.name for e in entries if not (e.is_dir() and e.name in ENVIRONMENTS)]
+        foreign = [e.name for e in entries
+                   if not ((e.is_dir() and e.name in ENVIRONMENTS) or _is_calibration_folder(e))]
         if foreign:
             raise FileExistsError(
-                f"{out}: holds {foreign[:3]}, not only MM-Fi environment folders (E01..E04); "
-                "refusing to delete it"
+                f"{out}: holds {foreign[:3]}, not only MM-Fi environment folders (E01..E04) and "
+                f"the generator's {CALIBRATION_FOLDER}/E0x.yaml files; refusing to delete it"
             )
         for entry in entries:
             shutil.rmtree(entry)
@@ -96,20 +125,26 @@ def prepare_output(out: str | Path, overwrite: bool) -> Path:
 
 
 def write_tree(out: str | Path, subjects: Sequence[str], actions: Sequence[str], frames: int, seed: int,
-               *, workers: int = 1, overwrite: bool = False, progress: bool = True) -> TreeSummary:
-    """Simulate ``subjects`` x ``actions`` (``frames`` frames each) and write them as an MM-Fi tree.
+               *, workers: int = 1, overwrite: bool = False, progress: bool = True,
+               lidar_scan: str = "sector") -> TreeSummary:
+    """Simulate ``subjects`` x ``actions`` (``frames`` frames each) and write them as an MM-Fi tree,
+    with the calibration of each environment used beside it.
 
-    The output is identical (byte for byte) for the same arguments, whatever ``workers``.
+    ``lidar_scan``: ``sector`` (MM-Fi's recorded sector, sparse room) or ``full`` (360 degrees,
+    every room return). The output is identical (byte for byte) for the same arguments, whatever
+    ``workers``.
     """
+    if lidar_scan not in SCANS:
+        raise ValueError(f"lidar_scan must be one of {sorted(SCANS)}, got {lidar_scan!r}")
     out = prepare_output(out, overwrite)
-    jobs = [(str(out), s, a, frames, seed) for s in subjects for a in actions]
-    total = 0
+    jobs = [(str(out), s, a, frames, seed, lidar_scan) for s in subjects for a in actions]
+    total = write_calibrations(out, (environment_of(s) for s in subjects), seed)
     for written in _run(jobs, workers, progress):
         total += written
     return TreeSummary(len(jobs), len(jobs) * frames, total)
 
 
-def _run(jobs: list[tuple[str, str, str, int, int]], workers: int, progress: bool) -> Iterator[int]:
+def _run(jobs: list[tuple[str, str, str, int, int, str]], workers: int, progress: bool) -> Iterator[int]:
     from mmhpe_ros.progress import progress_bar
 
     bar = progress_bar(enabled=progress, total=len(jobs), unit="sequence", desc="synth")
