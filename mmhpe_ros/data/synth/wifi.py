@@ -14,6 +14,11 @@ across subcarriers (timing offset) and an automatic-gain-control step; complex G
 the scene's SNR. Amplitudes are reported in dB (``20 log10 |H|`` of the integer-scaled CSI), so a
 subcarrier a packet reports as zero becomes ``-inf``, as real CSI amplitude files contain; phase is
 wrapped to [-pi, pi].
+
+:func:`csi_packets` simulates any CSI hardware layout: any subcarrier index set (the receiver
+ripple is interpolated over subcarrier index, held beyond MM-Fi's band), any antenna count (the
+antenna array extended at its own spacing, the receive chains' phase offsets cycled) and packets at
+any times (the caller's joints at those times). :func:`csi_frames` is MM-Fi's layout of it.
 """
 from __future__ import annotations
 
@@ -37,52 +42,90 @@ TORSO_RADIUS = 0.15
 SCATTERER_STRIDE = 4  # every 4th body sphere scatters, standing in for its neighbours
 
 
-def _phasor(lengths: np.ndarray) -> np.ndarray:
-    """exp(-2j pi f length / c) for lengths (...,) -> (..., 114)."""
-    return np.exp(-2j * np.pi * FREQUENCIES_HZ * (lengths[..., None] / SPEED_OF_LIGHT))
+def _frequencies(subcarriers: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(subcarrier indices, their frequencies in Hz); None: MM-Fi's 114."""
+    if subcarriers is None:
+        return WIFI_SUBCARRIER_INDICES, FREQUENCIES_HZ
+    indices = np.asarray(subcarriers, dtype=np.float64)
+    return indices, WIFI_CARRIER_HZ + indices * WIFI_SUBCARRIER_SPACING_HZ
 
 
-def static_channel(scene: Scene) -> np.ndarray:
-    """The room's channel (3, 114) without the body: line of sight plus static reflections."""
+def _phasor(lengths: np.ndarray, frequencies: np.ndarray = FREQUENCIES_HZ) -> np.ndarray:
+    """exp(-2j pi f length / c) for lengths (...,) -> (..., subcarriers)."""
+    return np.exp(-2j * np.pi * frequencies * (lengths[..., None] / SPEED_OF_LIGHT))
+
+
+def _antennas(scene: Scene, count: int | None) -> np.ndarray:
+    """Receive antenna positions: the scene's 3, or ``count`` along the same line at the same spacing."""
+    antennas = scene.wifi.antennas
+    if count is None or count == len(antennas):
+        return antennas
+    step = antennas[1] - antennas[0]
+    return antennas[0] + np.arange(count)[:, None] * step
+
+
+def _receiver(scene: Scene, indices: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ripple (S,), chain phase (A,)) of the receiver for these subcarriers and antennas."""
     link = scene.wifi
-    line_of_sight = np.linalg.norm(link.antennas - link.transmitter, axis=-1)  # (A,)
-    spacing = np.linalg.norm(link.antennas[1] - link.antennas[0])
-    offsets = (np.arange(len(link.antennas)) - 1) * spacing  # (A,) along the array
+    ripple = link.ripple if indices is WIFI_SUBCARRIER_INDICES else np.interp(indices, WIFI_SUBCARRIER_INDICES,
+                                                                               link.ripple)
+    phase = link.antenna_phase if count == len(link.antenna_phase) else link.antenna_phase[np.arange(count) % 3]
+    return ripple, phase
+
+
+def static_channel(scene: Scene, subcarriers: np.ndarray | None = None, antennas: int | None = None) -> np.ndarray:
+    """The room's channel (A, S) without the body: line of sight plus static reflections."""
+    link = scene.wifi
+    _, frequencies = _frequencies(subcarriers)
+    positions = _antennas(scene, antennas)
+    line_of_sight = np.linalg.norm(positions - link.transmitter, axis=-1)  # (A,)
+    spacing = np.linalg.norm(positions[1] - positions[0]) if len(positions) > 1 else 0.0
+    offsets = (np.arange(len(positions)) - 1) * spacing  # (A,) along the array
     along_array = offsets[:, None] * np.sin(link.path_angle)[None, :]  # (A, L) extra length per antenna
     lengths = line_of_sight.mean() + link.path_extra_m[None, :] + along_array
     gains = link.path_gain / (line_of_sight.mean() + link.path_extra_m)
-    channel = _phasor(line_of_sight) / line_of_sight[:, None]
-    return channel + np.einsum("l,alk->ak", gains, _phasor(lengths))
+    channel = _phasor(line_of_sight, frequencies) / line_of_sight[:, None]
+    return channel + np.einsum("l,alk->ak", gains, _phasor(lengths, frequencies))
 
 
-def body_channel(scene: Scene, joints: np.ndarray) -> np.ndarray:
-    """The body's scattered channel (P, 3, 114) for joints at each packet (P, 17, 3)."""
+def body_channel(scene: Scene, joints: np.ndarray, subcarriers: np.ndarray | None = None,
+                 antennas: int | None = None) -> np.ndarray:
+    """The body's scattered channel (P, A, S) for joints at each packet (P, 17, 3)."""
     link = scene.wifi
+    _, frequencies = _frequencies(subcarriers)
+    positions = _antennas(scene, antennas)
     centres = SURFACE.centres(joints)[:, ::SCATTERER_STRIDE]  # (P, S, 3)
     outward = np.linalg.norm(centres - link.transmitter, axis=-1)  # (P, S)
-    back = np.linalg.norm(centres[:, :, None, :] - link.antennas, axis=-1)  # (P, S, A)
+    back = np.linalg.norm(centres[:, :, None, :] - positions, axis=-1)  # (P, S, A)
     size = SCATTERER_STRIDE * (SURFACE.radii[::SCATTERER_STRIDE] / TORSO_RADIUS) ** 2
     gains = link.body_gain * size[:, None] / (outward[..., None] * back)  # (P, S, A)
-    return np.einsum("psa,psak->pak", gains, _phasor(outward[..., None] + back))
+    return np.einsum("psa,psak->pak", gains, _phasor(outward[..., None] + back, frequencies))
 
 
-def csi_frames(scene: Scene, packet_joints: np.ndarray,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """CSIamp and CSIphase (F, 3, 114, 10) float64 for joints at every packet (F * 10, 17, 3)."""
+def csi_packets(scene: Scene, packet_joints: np.ndarray, rng: np.random.Generator,
+                subcarriers: np.ndarray | None = None, antennas: int | None = None,
+                chunk: int = CSI_PACKETS_PER_FRAME) -> tuple[np.ndarray, np.ndarray]:
+    """Amplitude (dB) and phase (P, A, S) float64 of one packet per row of ``packet_joints`` (P, 17, 3).
+
+    ``subcarriers``: subcarrier indices (units of 312.5 kHz from 5.32 GHz; None: MM-Fi's 114);
+    ``antennas``: receive antennas (None: the scene's 3). The packets' times are the caller's:
+    ``packet_joints`` are the joints at those times.
+    """
     link = scene.wifi
+    indices, frequencies = _frequencies(subcarriers)
+    count = len(_antennas(scene, antennas))
+    ripple, chain_phase = _receiver(scene, indices, count)
     packets = len(packet_joints)
-    if packets % CSI_PACKETS_PER_FRAME:
-        raise ValueError(f"expected a multiple of {CSI_PACKETS_PER_FRAME} packets, got {packets}")
-    static = static_channel(scene) * link.ripple * np.exp(1j * link.antenna_phase)[:, None]
+    static = static_channel(scene, subcarriers, antennas) * ripple * np.exp(1j * chain_phase)[:, None]
     channel = np.empty((packets,) + static.shape, dtype=np.complex128)
-    for start in range(0, packets, CSI_PACKETS_PER_FRAME):  # bounded memory: one frame at a time
-        stop = start + CSI_PACKETS_PER_FRAME
-        channel[start:stop] = static + body_channel(scene, packet_joints[start:stop]) * link.ripple \
-            * np.exp(1j * link.antenna_phase)[:, None]
+    for start in range(0, packets, chunk):  # bounded memory: one frame at a time
+        stop = start + chunk
+        channel[start:stop] = static + body_channel(scene, packet_joints[start:stop], subcarriers, antennas) \
+            * ripple * np.exp(1j * chain_phase)[:, None]
     common_phase = rng.uniform(-np.pi, np.pi, packets)
     timing = rng.uniform(0.0, TIMING_OFFSET_S, packets)
     agc = 10 ** (rng.normal(0.0, AGC_STEP_DB, packets) / 20)
-    impairment = agc[:, None] * np.exp(1j * (common_phase[:, None] - 2 * np.pi * WIFI_SUBCARRIER_INDICES
+    impairment = agc[:, None] * np.exp(1j * (common_phase[:, None] - 2 * np.pi * indices
                                              * WIFI_SUBCARRIER_SPACING_HZ * timing[:, None]))
     channel *= impairment[:, None, :]
     noise_rms = np.sqrt(np.mean(np.abs(channel) ** 2)) * 10 ** (-link.snr_db / 20)
@@ -98,6 +141,16 @@ def csi_frames(scene: Scene, packet_joints: np.ndarray,
     with np.errstate(divide="ignore"):
         amplitude = 20 * np.log10(magnitude)
     phase = np.where(magnitude > 0, np.angle(channel), 0.0)
+    return amplitude, phase
+
+
+def csi_frames(scene: Scene, packet_joints: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """CSIamp and CSIphase (F, 3, 114, 10) float64 for joints at every packet (F * 10, 17, 3)."""
+    packets = len(packet_joints)
+    if packets % CSI_PACKETS_PER_FRAME:
+        raise ValueError(f"expected a multiple of {CSI_PACKETS_PER_FRAME} packets, got {packets}")
+    amplitude, phase = csi_packets(scene, packet_joints, rng)
     frames = packets // CSI_PACKETS_PER_FRAME
     return _per_frame(amplitude, frames), _per_frame(phase, frames)
 
