@@ -209,3 +209,14 @@ def test_command_line(tmp_path, capsys):
     assert main(["synth-bag", str(tmp_path / "x"), "--subject", "S99", "--no-progress"]) == 2
     assert main(["synth-bag", str(tmp_path / "x"), "--csi-rate", "150", "50", "--no-progress"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_raw_images_decode_to_the_rendered_size(tmp_path):
+    from mmhpe_ros.runtime.images import image_to_array
+
+    write_driver_bag(tmp_path / "bag", DriverBagSpec(seconds=0.05, image_format="raw"), progress=False)
+    messages, types, _ = _read(tmp_path / "bag")
+    assert types["/camera/image_raw"] == "sensor_msgs/msg/Image" and "/camera/image_raw/compressed" not in types
+    _, image = messages["/camera/image_raw"][0]
+    rgb = image_to_array(image)
+    assert image.encoding == "rgb8" and rgb.shape == (480, 640, 3) and rgb.std() > 10  # a picture, not a blank

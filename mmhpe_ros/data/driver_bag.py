@@ -74,7 +74,6 @@ OUSTER_POINT = ((("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32), ("inte
                  ("range", 32, UINT32)), 48)
 VELODYNE_POINT = ((("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32), ("intensity", 12, FLOAT32),
                    ("ring", 16, UINT16), ("time", 18, FLOAT32)), 22)
-_NUMPY_TYPES = {FLOAT32: "<f4", UINT16: "<u2", UINT32: "<u4"}
 
 TOPIC_RADAR = "/" + TOPICS.mmwave_points
 TOPIC_LIDAR = "/" + TOPICS.lidar_points
@@ -97,7 +96,7 @@ class DriverBagSummary:
 
 @dataclass
 class _Sequence:
-    """The simulated world of the bag: scene, calibration, motion (None: no person in view)."""
+    """The simulated world of the bag: the scene, its calibration, the person's motion."""
 
     scene: Scene
     calibration: Calibration
@@ -123,8 +122,8 @@ def stream_times(spec: DriverBagSpec, rng: np.random.Generator) -> dict[str, np.
         return times[times < end]
 
     radar = regular(spec.radar_rate_hz, PHASE_NS["radar"])
-    radar = radar + np.clip(rng.normal(0, RADAR_JITTER_NS, len(radar)), -3 * RADAR_JITTER_NS, 3 * RADAR_JITTER_NS)
-    radar = np.maximum.accumulate(radar.astype(np.int64) + np.arange(len(radar)))  # strictly increasing
+    bound = min(3 * RADAR_JITTER_NS, NS_PER_S / spec.radar_rate_hz / 4)  # jitter never reorders frames
+    radar = radar + np.round(np.clip(rng.normal(0, RADAR_JITTER_NS, len(radar)), -bound, bound)).astype(np.int64)
     low, high = spec.csi_rate_hz
     count = int(spec.seconds * high) + 2
     periods = NS_PER_S / rng.uniform(low, high, count)
@@ -149,7 +148,8 @@ def _seconds(stamps: np.ndarray) -> np.ndarray:
 
 def _layout_dtype(layout: tuple[tuple[tuple[str, int, int], ...], int]) -> np.dtype:
     fields, step = layout
-    return np.dtype({"names": [n for n, _, _ in fields], "formats": [_NUMPY_TYPES[d] for _, _, d in fields],
+    formats = [codecs.POINT_FIELD_DTYPES[d].newbyteorder("<") for _, _, d in fields]
+    return np.dtype({"names": [n for n, _, _ in fields], "formats": formats,
                      "offsets": [o for _, o, _ in fields], "itemsize": step})
 
 
@@ -310,8 +310,9 @@ class _Generator:
         scene = world.scene
         self.grid: ScanGrid = scan_grid(scene.lidar, FULL_SCAN)
         self.room = room_distances(scene, self.grid)
-        self.camera_info = scene.intrinsics
-        self._renderer = None
+        self.intrinsics = scene.intrinsics
+        self._renderer: Any = None
+        self._appearance: Any = None
         self._keypoints: np.ndarray | None = None
         self._csi_packets: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -374,7 +375,7 @@ class _Generator:
             keypoints = self._keypoints_at(index)
             yield TOPIC_KEYPOINTS, fmt.POINT_CLOUD2, fmt.encode_points(self.types, header, "rgb", keypoints)
         yield TOPIC_CAMERA_INFO, fmt.CAMERA_INFO_STREAM.msgtype, fmt.camera_info_message(self.typestore, header,
-                                                                                         self.camera_info)
+                                                                                         self.intrinsics)
 
     def _renderer_for(self) -> Any:
         if self._renderer is None:

@@ -51,7 +51,8 @@ class CloudInput:
 
     def read(self, msg: Any) -> MergedCloud | None:
         """The (N, len(columns)) float64 rows of the window this message ends, stamped with its
-        stamp and frame id; None when it ends none (a late or repeated radar frame).
+        stamp and frame id; None when it ends none (a late or repeated radar frame). The rows may be
+        a read-only view of the message's buffer: copy before changing them.
 
         Raises :class:`~mmhpe_ros.runtime.codecs.CodecError` for a message that cannot be read.
         """

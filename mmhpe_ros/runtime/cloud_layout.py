@@ -87,7 +87,8 @@ class CloudLayout:
 
     def read(self, msg: Any, columns: Sequence[str] = OUR_FIELDS) -> np.ndarray:
         """(N, len(columns)) float64 of our ``columns`` from a PointCloud2, N = height * width (an
-        organised cloud row by row; NaN points kept, as the driver sent them).
+        organised cloud row by row; NaN points kept, as the driver sent them); a read-only view of
+        the message's buffer where no conversion is needed.
 
         Raises :class:`~mmhpe_ros.runtime.codecs.CodecError` for a missing field (naming this
         layout and its parameters), or as :func:`codecs.read_point_columns` does.
