@@ -13,6 +13,7 @@ import sys
 # subcommand -> module implementing it
 COMMANDS: dict[str, str] = {
     "synth": "mmhpe_ros.data.synth.command",
+    "synth-bag": "mmhpe_ros.data.driver_bag_command",
     "convert": "mmhpe_ros.data.convert_command",
     "train": "mmhpe_ros.train.command",
     "evaluate": "mmhpe_ros.train.evaluate_command",

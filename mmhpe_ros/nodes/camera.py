@@ -27,6 +27,7 @@ from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
 
 IMAGE_TRANSPORTS = {"raw": (Image, ""), "compressed": (CompressedImage, "/compressed")}  # message, topic suffix
 UNUSED_IMAGES_CHECK_S = 2.0  # without use_images: how often to look for images published in vain
+IMAGE_QUEUE_DEPTH = 1  # images kept while the detector is busy: 1, so it always takes the newest
 
 
 class CameraNode(SensorNode):
@@ -72,7 +73,7 @@ class CameraNode(SensorNode):
                                     f"only {TOPICS.camera_keypoints} is used")
             return
         self._image_to_rgb, self._to_model_pixels = image_to_rgb, to_model_pixels
-        self.subscribe(message_type, image_topic, self._on_image)
+        self.subscribe(message_type, image_topic, self._on_image, depth=IMAGE_QUEUE_DEPTH)
         self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
 
     def _check_unused_images(self, image_topic: str, keypoints: Any) -> None:
