@@ -125,12 +125,12 @@ def run_pipeline(model, sequences, calibrated: bool, csi_packet_lost: bool) -> t
             observations.append(observe(frame_data(data, index, csi_packet_lost), rig, config))
             truths.append(data.joints[index])
     batch = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
-    inputs, root, person = model_inputs(batch, config)
+    inputs, body = model_inputs(batch, config)
     with torch.inference_mode():
         relative = model({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}).double().numpy()
-    joints = relative + root[:, None, :]
+    joints = body.to_base(relative)
     truth = np.array(truths)
-    found = person.astype(bool)
+    found = body.person
     error = mpjpe(joints[found], truth[found]) if found.any() else float("nan")
     return error, float(found.mean()), len(found)
 
@@ -149,8 +149,8 @@ def empty_scene_skeletons(model, frames: int = 100) -> int:
         rig = Rig(empty.calibration, empty_room_background(empty.key.environment, SEED + 1))
         observations += [observe(frame_data(empty, i, False), rig, model.config) for i in range(count)]
     batch = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
-    _, _, person = model_inputs(batch, model.config)
-    return int(person.sum())
+    _, body = model_inputs(batch, model.config)
+    return int(body.person.sum())
 
 
 def localisation_speed(model, repeats: int) -> tuple[float, float, int]:
@@ -175,7 +175,7 @@ def localisation_speed(model, repeats: int) -> tuple[float, float, int]:
     localiser = LidarLocaliser(LidarSettings(), scan.calibration.ground_height, background)
     rig = Rig(scan.calibration, background)
     sample = {key: v[None] for key, v in observe(frame_data(scan, 0, False), rig, model.config).items()}
-    inputs, _, _ = model_inputs(sample, model.config)
+    inputs, _ = model_inputs(sample, model.config)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
     localise, forward = [], []
     for _ in range(repeats):

@@ -45,14 +45,15 @@ def test_a_moved_sensor_with_its_calibration_gives_the_same_inputs():
     camera_pose = RigidTransform.from_xyz_rpy([0, 0.1, 1.2], [0, 0.05, 0]) @ OPTICAL_FROM_BODY
     csi = RNG.normal(size=(2, 3, 114, 10))
     reference = {"rgb": pixels(keypoints, camera_pose), "lidar": lidar, "mmwave": radar, "wifi": csi}
-    expected, expected_root = prepare_inputs(reference, Rig(base_calibration(camera_pose)), CONFIG)
+    expected, expected_body = prepare_inputs(reference, Rig(base_calibration(camera_pose)), CONFIG)
     lidar_pose = RigidTransform.from_xyz_rpy([0.2, -0.3, 1.4], [0.02, 0.2, 0.5])
     radar_pose = RigidTransform.from_xyz_rpy([0.0, 0.4, 0.6], [0.0, -0.1, -0.4])
     moved = {"rgb": reference["rgb"], "lidar": lidar_pose.inverse().apply(lidar),
              "mmwave": radar_pose.inverse().apply(radar), "wifi": csi}
     calibration = base_calibration(camera_pose).with_extrinsics(lidar=lidar_pose, radar=radar_pose)
-    got, root = prepare_inputs(moved, Rig(calibration), CONFIG)
-    np.testing.assert_allclose(root, expected_root, atol=1e-4)
+    got, body = prepare_inputs(moved, Rig(calibration), CONFIG)
+    np.testing.assert_allclose(body.root, expected_body.root, atol=1e-4)
+    np.testing.assert_allclose(body.yaw, expected_body.yaw, atol=1e-6)
     for key in expected:
         np.testing.assert_allclose(got[key], expected[key], atol=1e-3, err_msg=key)  # 1 mm
     assert got["present"].all()
@@ -62,6 +63,8 @@ def test_a_moved_sensor_with_its_calibration_gives_the_same_inputs():
 
 
 def test_keypoints_on_the_plane_through_the_root_come_back_at_true_size():
+    from mmhpe_ros.model.body import BodyFrame
+
     camera_pose = RigidTransform.from_xyz_rpy([0.3, -0.2, 1.5], [0, 0.1, 0.2]) @ OPTICAL_FROM_BODY
     root = np.array([3.5, 0.6, 0.0])
     normal = np.array([*(root - camera_pose.translation)[:2], 0.0])
@@ -71,12 +74,15 @@ def test_keypoints_on_the_plane_through_the_root_come_back_at_true_size():
     rig = Rig(base_calibration(camera_pose))
     observation = observe({"rgb": pixels(root + offsets, camera_pose)}, rig, ModelConfig(modalities=("rgb", "lidar")))
     batch = {k: v[None] for k, v in observation.items()}
-    inputs = centred_inputs(batch, root[None], ModelConfig(modalities=("rgb", "lidar")))
-    np.testing.assert_allclose(inputs["rgb"][0], offsets, atol=1e-4)
+    body = BodyFrame.at(root[None])
+    inputs = centred_inputs(batch, body, ModelConfig(modalities=("rgb", "lidar")))
+    np.testing.assert_allclose(body.to_base(inputs["rgb"][:1])[0], root + offsets, atol=1e-4)
+    along_x = inputs["rgb"][0][:, 0]  # the plane faces the camera: seen from the rig it is x = const
+    assert np.ptp(along_x) < 0.3
     assert (inputs["rgb_score"][0] == 1).all() and inputs["present"][0].tolist() == [True, False]
 
 
-def test_turning_the_scene_turns_the_inputs_and_shifting_changes_nothing():
+def test_turning_the_scene_changes_no_input_and_the_target_turns_with_the_frame():
     lidar, radar, keypoints = scene()
     camera_pose = RigidTransform.from_xyz_rpy([0, 0, 1.2], [0, 0.05, 0]) @ OPTICAL_FROM_BODY
     rig = Rig(base_calibration(camera_pose))
@@ -84,21 +90,20 @@ def test_turning_the_scene_turns_the_inputs_and_shifting_changes_nothing():
     config = ModelConfig(modalities=("rgb", "lidar", "mmwave"), lidar_points=256, mmwave_points=32)
     batch = {k: v[None] for k, v in observe(data, rig, config).items()}
     joints = RNG.normal(size=(1, 17, 3)) + [3.0, 0.3, 1.0]
-    before, root, _ = model_inputs(batch, config)
+    before, body = model_inputs(batch, config)
     angle = 0.7
-    turned, turned_joints = rigid_motion(batch, joints, np.array([angle]), np.array([[0.4, -1.1]]))
-    after, turned_root, _ = model_inputs(turned, config)
-    rotation = RigidTransform.about_z(angle).rotation
-    np.testing.assert_allclose(after["lidar"][0], before["lidar"][0] @ rotation.T, atol=1e-4)
-    np.testing.assert_allclose(after["rgb"][0], before["rgb"][0] @ rotation.T, atol=1e-4)
-    np.testing.assert_allclose(after["mmwave"][0][:, :3], before["mmwave"][0][:, :3] @ rotation.T, atol=1e-4)
-    np.testing.assert_allclose(after["mmwave"][0][:, 3:], before["mmwave"][0][:, 3:], atol=1e-6)
-    np.testing.assert_allclose(turned_joints[0] - turned_root[0], (joints[0] - root[0]) @ rotation.T, atol=1e-6)
+    turned, turned_joints = rigid_motion(batch, joints, np.array([angle]), np.zeros((1, 2)))
+    after, turned_body = model_inputs(turned, config)
+    for key in before:  # the body frame turned with the scene: the model sees the same
+        np.testing.assert_allclose(after[key], before[key], atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(turned_body.to_body(turned_joints), body.to_body(joints), atol=1e-6)
+    np.testing.assert_allclose(turned_body.yaw - body.yaw, angle, atol=1e-9)
+    # a person straight ahead and one to the side look alike to the model, and come back in place
+    assert abs(body.yaw[0] - np.arctan2(body.root[0, 1], body.root[0, 0])) < 1e-12
+    np.testing.assert_allclose(body.to_base(body.to_body(joints)), joints, atol=1e-9)
     shifted, _ = rigid_motion(batch, joints, np.zeros(1), np.array([[2.0, -3.0]]))
-    moved, moved_root, _ = model_inputs(shifted, config)
-    np.testing.assert_allclose(moved_root[0], root[0] + [2.0, -3.0, 0.0], atol=1e-6)
-    for key in before:
-        np.testing.assert_allclose(moved[key], before[key], atol=1e-4, err_msg=key)
+    _, moved = model_inputs(shifted, config)
+    np.testing.assert_allclose(moved.root[0], body.root[0] + [2.0, -3.0, 0.0], atol=1e-6)
 
 
 def test_radar_points_beyond_the_radius_and_frames_without_a_person():
@@ -112,12 +117,12 @@ def test_radar_points_beyond_the_radius_and_frames_without_a_person():
     batch = {"lidar_points": np.zeros((1, 64, 3), np.float32), "mmwave_points": points, "mmwave_valid": valid,
              "observed": np.array([[False, True]]), "roots": np.array([[[0, 0, 0], [3.0, 0.0, 0.0]]], np.float32),
              "localised": np.array([[False, True]])}
-    inputs, root, person = model_inputs(batch, config)
-    assert person.tolist() == [True] and inputs["mmwave_mask"][0].sum() == 3
+    inputs, body = model_inputs(batch, config)
+    assert body.person.tolist() == [True] and inputs["mmwave_mask"][0].sum() == 3
     np.testing.assert_allclose(inputs["mmwave"][0, :3, :3], [[0.0, 0.0, 1.0]] * 3, atol=1e-6)
     batch["localised"][:] = False
-    inputs, _, person = model_inputs(batch, config)
-    assert person.tolist() == [False] and not inputs["present"].any() and not inputs["mmwave"].any()
+    inputs, body = model_inputs(batch, config)
+    assert body.person.tolist() == [False] and not inputs["present"].any() and not inputs["mmwave"].any()
 
 
 def test_bad_raw_arrays_are_refused_naming_the_modality():

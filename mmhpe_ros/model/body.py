@@ -1,23 +1,29 @@
-"""Stage 2 of the model inputs: one root for the person, and every observation centred on it.
+"""Stage 2 of the model inputs: one root for the person, every observation in the person's frame.
 
 Batched numpy over a leading axis B (training batches; one set in the fusion node). The root is
 the point on the floor under the person (:mod:`mmhpe_ros.geometry.localise`), fused from the
-modalities' own estimates (``roots`` / ``localised`` of :func:`.observe.observe`). The model sees
-(``input_shapes``):
+modalities' own estimates (``roots`` / ``localised`` of :func:`.observe.observe`). The **body
+frame** (:class:`BodyFrame`) has its origin at the root, z up, and x along the horizontal line of
+sight from the base frame's origin (the rig) to the person: inputs and the model's output are
+expressed in it, so a person seen 1.5 m to the side looks to the model as one seen straight
+ahead, and where the rig faces does not matter. The model sees (``input_shapes``):
 
 - ``rgb`` (17, 3): where each keypoint's ray meets the vertical plane through the root that
-  faces the camera, relative to the root (metres, base frame axes): the person's 2D pose at true
-  size wherever they stand; ``rgb_score`` (17,), 0 where no ray (or a ray along the plane).
-- ``lidar`` (lidar_points, 3): the person's points relative to the root, times ``point_scale``.
+  faces the camera, in the body frame (metres): the person's 2D pose at true size wherever they
+  stand; ``rgb_score`` (17,), 0 where no ray (or a ray along the plane).
+- ``lidar`` (lidar_points, 3): the person's points in the body frame, times ``point_scale``.
 - ``mmwave`` (mmwave_points, 5) + ``mmwave_mask``: radar points within ``RADAR_RADIUS_M``
-  (horizontal) of the root, relative to it; doppler and intensity scaled as the config says.
+  (horizontally) of the root, in the body frame; doppler and intensity scaled as the config says.
 - ``wifi`` and ``wifi_mask`` as observed.
 
-A rigid motion of the whole scene about the vertical axis (training augmentation) rotates these
-inputs and the root-relative target alike; a translation changes neither.
+The model predicts the joints in the body frame; :meth:`BodyFrame.to_base` puts them back in the
+base frame. A rigid motion of the whole scene about the base frame's vertical axis (training
+augmentation) changes none of these; a shift of the scene against the base origin turns the body
+frame a little, as a base_link away from the sensors does.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -30,26 +36,59 @@ RADAR_RADIUS_M = 1.0  # radar points this close (horizontally) to the root belon
 MIN_RAY_ANGLE = 0.05  # cosine between a ray and the plane's normal below which the ray is not used
 
 
-def fuse(observations: Mapping[str, np.ndarray], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(roots (B, 3), person (B,) bool) from batched ``roots`` (B, M, 3) and ``localised`` (B, M)."""
-    return fuse_root_arrays(observations[ROOTS], observations[LOCALISED], config.modalities)
+@dataclass(frozen=True)
+class BodyFrame:
+    """Each row's body frame: origin ``root`` (B, 3) in the base frame, turned by ``yaw`` (B,) about z
+    (x towards the person as seen from the base origin); ``person`` (B,) False where nobody was
+    found (then root and yaw are 0)."""
+
+    root: np.ndarray
+    yaw: np.ndarray
+    person: np.ndarray
+
+    @classmethod
+    def at(cls, root: np.ndarray, person: np.ndarray | None = None) -> "BodyFrame":
+        root = np.asarray(root, dtype=np.float64)
+        person = np.ones(len(root), dtype=bool) if person is None else np.asarray(person, dtype=bool)
+        return cls(root, np.where(person, np.arctan2(root[:, 1], root[:, 0]), 0.0), person)
+
+    def _rotation(self, sign: float) -> np.ndarray:
+        c, s = np.cos(self.yaw), sign * np.sin(self.yaw)
+        zero, one = np.zeros_like(c), np.ones_like(c)
+        return np.stack([np.stack([c, -s, zero], -1), np.stack([s, c, zero], -1), np.stack([zero, zero, one], -1)], -2)
+
+    def to_body(self, points: np.ndarray) -> np.ndarray:
+        """Base-frame points (B, ..., 3) -> the body frame."""
+        lead = (len(self.root),) + (1,) * (np.ndim(points) - 2)
+        relative = np.asarray(points, dtype=np.float64) - self.root.reshape(lead + (3,))
+        return np.einsum("bij,b...j->b...i", self._rotation(-1.0), relative)
+
+    def to_base(self, points: np.ndarray) -> np.ndarray:
+        """Body-frame points (B, ..., 3) (e.g. the model's joints) -> the base frame."""
+        lead = (len(self.root),) + (1,) * (np.ndim(points) - 2)
+        turned = np.einsum("bij,b...j->b...i", self._rotation(1.0), np.asarray(points, dtype=np.float64))
+        return turned + self.root.reshape(lead + (3,))
 
 
-def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
-    """Batched observations (B, ...) and roots (B, 3) -> model inputs (B, ...) with ``present``."""
-    root = np.asarray(root, dtype=np.float64)
+def fuse(observations: Mapping[str, np.ndarray], config: ModelConfig) -> BodyFrame:
+    """The body frame of each row from batched ``roots`` (B, M, 3) and ``localised`` (B, M)."""
+    root, person = fuse_root_arrays(observations[ROOTS], observations[LOCALISED], config.modalities)
+    return BodyFrame.at(root, person)
+
+
+def centred_inputs(observations: Mapping[str, np.ndarray], body: BodyFrame, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Batched observations (B, ...) -> model inputs (B, ...) in ``body``'s frames, with ``present``."""
     observed = np.asarray(observations[OBSERVED], dtype=bool)
     present = observed.copy()
     out: dict[str, np.ndarray] = {}
     for i, modality in enumerate(config.modalities):
         if modality == "rgb":
-            out["rgb"], out["rgb_score"] = _keypoint_offsets(observations, root)
+            out["rgb"], out["rgb_score"] = _keypoint_offsets(observations, body)
             present[:, i] &= (out["rgb_score"] > 0).any(axis=1)
         elif modality == "lidar":
-            points = observations["lidar_points"] - root[:, None, :].astype(np.float32)
-            out["lidar"] = (points * np.float32(config.point_scale)).astype(np.float32)
+            out["lidar"] = (body.to_body(observations["lidar_points"]) * config.point_scale).astype(np.float32)
         elif modality == "mmwave":
-            out["mmwave"], out["mmwave_mask"] = _radar_near(observations, root, config)
+            out["mmwave"], out["mmwave_mask"] = _radar_near(observations, body, config)
             present[:, i] &= out["mmwave_mask"].any(axis=1)
         else:
             out["wifi"] = np.array(observations["wifi"], dtype=np.float32)
@@ -63,20 +102,20 @@ def centred_inputs(observations: Mapping[str, np.ndarray], root: np.ndarray, con
 
 
 def model_inputs(observations: Mapping[str, np.ndarray], config: ModelConfig
-                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(model inputs, roots (B, 3), person (B,)) of batched observations. Rows without a person
-    have their inputs all absent."""
-    root, person = fuse(observations, config)
-    inputs = centred_inputs(observations, root, config)
-    inputs["present"] &= person[:, None]
-    return inputs, root, person
+                 ) -> tuple[dict[str, np.ndarray], BodyFrame]:
+    """(model inputs, body frames) of batched observations. Rows without a person have their
+    inputs all absent."""
+    body = fuse(observations, config)
+    inputs = centred_inputs(observations, body, config)
+    inputs["present"] &= body.person[:, None]
+    return inputs, body
 
 
-def _keypoint_offsets(observations: Mapping[str, np.ndarray], root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _keypoint_offsets(observations: Mapping[str, np.ndarray], body: BodyFrame) -> tuple[np.ndarray, np.ndarray]:
     origin = np.asarray(observations["rgb_origin"], dtype=np.float64)  # (B, 3)
     rays = np.asarray(observations["rgb_rays"], dtype=np.float64)  # (B, 17, 3)
     score = np.asarray(observations["rgb_score"], dtype=np.float64)  # (B, 17)
-    towards = root - origin
+    towards = body.root - origin
     normal = np.zeros_like(towards)
     normal[:, :2] = towards[:, :2]
     length = np.linalg.norm(normal, axis=1, keepdims=True)
@@ -84,16 +123,16 @@ def _keypoint_offsets(observations: Mapping[str, np.ndarray], root: np.ndarray) 
     along = np.einsum("bkc,bc->bk", rays, normal)  # cosine between each ray and the normal
     usable = (score > 0) & (along > MIN_RAY_ANGLE) & (length > 1e-6)
     distance = np.einsum("bc,bc->b", towards, normal)[:, None] / np.where(usable, along, 1.0)
-    offsets = origin[:, None, :] + distance[..., None] * rays - root[:, None, :]
+    offsets = body.to_body(origin[:, None, :] + distance[..., None] * rays)
     offsets = np.where(usable[..., None], offsets, 0.0)
     return offsets.astype(np.float32), np.where(usable, score, 0.0).astype(np.float32)
 
 
-def _radar_near(observations: Mapping[str, np.ndarray], root: np.ndarray,
+def _radar_near(observations: Mapping[str, np.ndarray], body: BodyFrame,
                 config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     points = np.asarray(observations["mmwave_points"], dtype=np.float64)  # (B, K, 5)
     relative = points.copy()
-    relative[..., :3] -= root[:, None, :]
+    relative[..., :3] = body.to_body(points[..., :3])
     near = (np.asarray(observations["mmwave_valid"], dtype=bool)
             & (np.hypot(relative[..., 0], relative[..., 1]) <= RADAR_RADIUS_M))
     # the kept points first, in their order; then the model's first mmwave_points of them

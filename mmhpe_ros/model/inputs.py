@@ -4,8 +4,8 @@ The path from ``Frame.data`` (raw arrays in each sensor's frame) to the model ha
 shared by training and the nodes: :mod:`.observe` (each modality alone: into the base frame, the
 person found, a root estimate per modality; the sensor nodes run it) and :mod:`.body` (one fused
 root, every observation centred on it; the fusion node runs it). :func:`prepare_inputs` runs
-both for one frame. The model predicts joints relative to the root; adding the root back gives
-the skeleton in the base frame.
+both for one frame. The model predicts joints in the person's body frame (origin at the root);
+:meth:`.body.BodyFrame.to_base` gives the skeleton in the base frame.
 
 :func:`input_shapes` lists the model's arrays (docs/architecture.md, "Model API"); a missing
 modality is zeros with ``present`` False (:func:`absent_modality`).
@@ -74,17 +74,17 @@ def absent_modality(modality: str, config: ModelConfig) -> dict[str, np.ndarray]
     return {k: np.zeros(*shapes[k]) for k in modality_keys(modality, config)}
 
 
-def prepare_inputs(data: Mapping[str, np.ndarray], rig, config: ModelConfig
-                   ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """One frame's raw ``data`` (sensor frames) -> (model inputs, root (3,) in the base frame), or
-    (all-absent inputs, None) when no modality found the person. ``rig``: :class:`.observe.Rig`."""
+def prepare_inputs(data: Mapping[str, np.ndarray], rig, config: ModelConfig):
+    """One frame's raw ``data`` (sensor frames) -> (model inputs, its :class:`.body.BodyFrame`, one
+    row: ``person[0]`` False and the inputs all absent when no modality found the person).
+    ``rig``: :class:`.observe.Rig`. The model's joints ``j`` (17, 3) are ``body.to_base(j[None])[0]``
+    in the base frame."""
     from mmhpe_ros.model.body import model_inputs
     from mmhpe_ros.model.observe import observe
 
     observation = observe(data, rig, config)
-    batch = {k: v[None] for k, v in observation.items()}
-    inputs, root, person = model_inputs(batch, config)
-    return {k: v[0] for k, v in inputs.items()}, (root[0] if person[0] else None)
+    inputs, body = model_inputs({k: v[None] for k, v in observation.items()}, config)
+    return {k: v[0] for k, v in inputs.items()}, body
 
 
 def normalise_csi_amplitude(amplitude: np.ndarray) -> np.ndarray:

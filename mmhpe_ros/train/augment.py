@@ -1,11 +1,12 @@
 """Rigid augmentation: the whole scene (sensors, person, ground truth) turned about the vertical
-axis and shifted on the floor, consistently for every modality (issue: body-centric model).
+axis and shifted on the floor, consistently for every modality (issue 12: body-centric model).
 
 Batched numpy on the stage-1 observations of :mod:`mmhpe_ros.model.observe` (base frame) and the
-ground-truth joints. Each sensor sees exactly what it saw before (its own frame moved with the
-scene), so this is a real scene, not an approximation: the rotation changes the base-frame
-directions the model sees; the shift changes nothing after centring on the root (it checks
-translation invariance).
+ground truth. Each sensor sees exactly what it saw before (its own frame moved with the scene), so
+this is a real scene, not an approximation. The model works in the person's body frame
+(:mod:`mmhpe_ros.model.body`: x along the line of sight from the base origin), which absorbs a
+turn about the base origin exactly (tested): what changes the inputs is the shift, which moves the
+sensors away from the base origin, as on a robot whose base_link is not where its sensors are.
 """
 from __future__ import annotations
 
@@ -63,17 +64,18 @@ def random_rigid_motion(observations: Mapping[str, np.ndarray], joints: np.ndarr
                         rng.uniform(-max_shift_m, max_shift_m, (batch, 2)))
 
 
-ROOT = "root"  # batch key: the fused root (B, 3) the model's joints are relative to
+ROOT, YAW = "root", "yaw"  # batch keys: each sample's body frame (model/body.py BodyFrame)
 
 
 class BodyFrameBatches:
     """The batch transform of training and evaluation: cached observations (base frame) ->
-    model inputs centred on the fused root (:func:`mmhpe_ros.model.body.model_inputs`), the
-    ground truth made relative to that root (what the model predicts), and the root itself under
-    ``root`` (skeleton = prediction + root). With ``augment``, each sample's scene is first turned
-    about the vertical axis and shifted (:func:`random_rigid_motion`); a temporal model's window
-    of past frames turns with it. Picklable (DataLoader workers); the random stream is seeded by
-    ``seed`` and numpy's global state in a worker (re-seeded per epoch by the trainer)."""
+    model inputs in each sample's body frame (:func:`mmhpe_ros.model.body.model_inputs`), the
+    ground truth in that frame too (what the model predicts), and the frame itself under ``root``
+    and ``yaw`` (:meth:`BodyFrame.to_base` of the prediction is the skeleton). With ``augment``,
+    each sample's scene is first turned about the vertical axis and shifted
+    (:func:`random_rigid_motion`); a temporal model's window of past frames moves with it.
+    Picklable (DataLoader workers); the random stream is seeded by ``seed`` and numpy's global
+    state in a worker (re-seeded per epoch by the trainer)."""
 
     def __init__(self, config, augment: bool = False, seed: int = 0, max_shift_m: float = 1.0,
                  target: str = "joints") -> None:
@@ -100,23 +102,23 @@ class BodyFrameBatches:
                 flat, _ = rigid_motion(flat, np.zeros((len(angle) * frames, 1, 3)), np.repeat(angle, frames),
                                        np.repeat(shift, frames, axis=0))
                 windows = {k: v.reshape(len(angle), frames, *v.shape[1:]) for k, v in flat.items()}
-        inputs, root, _ = model_inputs(observations, self.config)
+        inputs, body = model_inputs(observations, self.config)
         out = {k: v for k, v in batch.items() if k not in keys and not k.endswith(WINDOW_SUFFIX)}
         out.update(inputs)
         if windows:
             out.update(self._window_inputs(windows))
-        out[self.target] = (joints - root[:, None, :]).astype(np.float32)
-        out[ROOT] = root.astype(np.float32)
+        out[self.target] = body.to_body(joints).astype(np.float32)
+        out[ROOT], out[YAW] = body.root, body.yaw
         return out
 
     def _window_inputs(self, windows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``rgb_window`` / ``rgb_score_window`` (B, T, ...): each past frame centred on its own root."""
+        """``rgb_window`` / ``rgb_score_window`` (B, T, ...): each past frame in its own body frame."""
         from mmhpe_ros.model.body import model_inputs
         from mmhpe_ros.model.encoders import WINDOW_SUFFIX
 
         batch, frames = next(iter(windows.values())).shape[:2]
         flat = {k: v.reshape(batch * frames, *v.shape[2:]) for k, v in windows.items()}
-        inputs, _, _ = model_inputs(_with_missing(flat, self.config), self.config)
+        inputs, _ = model_inputs(_with_missing(flat, self.config), self.config)
         return {k + WINDOW_SUFFIX: inputs[k].reshape(batch, frames, *inputs[k].shape[1:]) for k in ("rgb", "rgb_score")}
 
 

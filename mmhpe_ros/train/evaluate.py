@@ -32,10 +32,11 @@ from torch.utils.data import Dataset
 
 from mmhpe_ros.metrics import frame_pa_mpjpe, joint_errors
 from mmhpe_ros.modalities import ACTION_NAMES
+from mmhpe_ros.model.body import BodyFrame
 from mmhpe_ros.model.inputs import PRESENT
 from mmhpe_ros.model.pose_model import PoseModel
 from mmhpe_ros.skeleton import NUM_JOINTS
-from mmhpe_ros.train.augment import ROOT
+from mmhpe_ros.train.augment import ROOT, YAW
 from mmhpe_ros.train.data import TARGET, PoseDataset, TrainingData, source_index, validation_data
 
 if TYPE_CHECKING:
@@ -202,10 +203,14 @@ def frame_errors(model: PoseModel, batches: Iterable[Mapping[str, object]],
             parts["mpjpe"].append(joint.mean(axis=-1).T)
             parts["pa"].append(np.where(unused, np.nan, frame_pa_mpjpe(p, t)).T)
             parts["partial"].append((used & ~complete).cpu().numpy().T)
-            root = batch.get(ROOT)  # skeletons in the base frame: relative predictions + the person's root
-            root = 0.0 if root is None else np.asarray(root, dtype=np.float64)[:, None, :]
-            parts["predicted"].append(p[-1] + root)
-            parts["target"].append(t[-1] + root)
+            if ROOT in batch:  # skeletons in the base frame: the body-frame joints moved back
+                root = np.asarray(batch[ROOT], dtype=np.float64)
+                body = BodyFrame(root, np.asarray(batch[YAW], dtype=np.float64), np.ones(len(root), bool))
+                parts["predicted"].append(body.to_base(p[-1]))
+                parts["target"].append(body.to_base(t[-1]))
+            else:
+                parts["predicted"].append(p[-1])
+                parts["target"].append(t[-1])
             actions = batch.get(ACTION)
             count = present.shape[0]
             parts["action"].append(np.array([""] * count if actions is None else [str(a) for a in actions]))
