@@ -108,6 +108,9 @@ def model_inputs(observations: Mapping[str, np.ndarray], config: ModelConfig
     body = fuse(observations, config)
     inputs = centred_inputs(observations, body, config)
     inputs["present"] &= body.person[:, None]
+    for key, array in inputs.items():  # nobody found: every input exactly as absent (zeros)
+        if key != "present":
+            array[~body.person] = 0
     return inputs, body
 
 
