@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None,
                         help="ROS 2 parameter file (default: the installed config/fusion.yaml)")
     parser.add_argument("--model", type=Path, default=None, help="model weights for every node (overrides --params)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="the rig's calibration file (docs/calibrating.md; default: the one the bag stores, "
+                             "else the installed config/calibration.yaml)")
     parser.add_argument("--rate", type=float, default=None, help="replay speed factor (overrides --params)")
     parser.add_argument("--loop", action="store_true", help="replay the bag in a loop")
     parser.add_argument("--duration", type=float, default=None,
@@ -91,13 +94,15 @@ def graph_overrides(
     loop: bool | None = None,
     modalities: Sequence[str] | None = None,
     replay: bool = True,
+    calibration: dict[str, Any] | None = None,
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """node name -> parameters that override the parameter file, for the graph's nodes in start
     order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
 
-    Arguments that are not None override the file; ``extra`` maps node name -> further
-    overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
+    Arguments that are not None override the file; ``calibration`` (flattened calibration
+    parameters, :func:`graph_calibration`) goes to the sensor and fusion nodes; ``extra`` maps
+    node name -> further overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
     (``use_sim_time``, as the launch file's default), so their diagnostics measure ages in bag
     time, and the replayer starts once the enabled sensor topics and the ground truth have their
     subscribers (``wait_for_subscribers``: nodes in other processes may take seconds to start).
@@ -105,7 +110,9 @@ def graph_overrides(
     from mmhpe_ros.runtime.params_file import parameters_for
 
     extra = extra or {}
-    common: dict[str, Any] = {} if model_path is None else {"model_path": str(model_path)}
+    common: dict[str, Any] = dict(calibration or {})
+    if model_path is not None:
+        common["model_path"] = str(model_path)
     if replay:
         common["use_sim_time"] = True
     fusion = dict(common)
@@ -122,6 +129,19 @@ def graph_overrides(
         out["replayer"] = {**{key: value for key, value in chosen if value is not None},
                            "wait_for_subscribers": awaited, **extra.get("replayer", {})}
     return out
+
+
+def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[str, Any]:
+    """The calibration parameters of the graph's nodes: from ``path``, else the one the replayed bag
+    stores, else the installed config/calibration.yaml."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.geometry.calibration import calibration_parameters, load_calibration
+    from mmhpe_ros.resources import SAMPLE_BAG, default_calibration_path
+
+    if path is not None:
+        return calibration_parameters(load_calibration(path))
+    stored = bag_calibration(bag or SAMPLE_BAG)
+    return calibration_parameters(stored or load_calibration(default_calibration_path()))
 
 
 def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
@@ -301,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """graph_overrides() options from the command line."""
     return {"bag": args.bag, "model_path": args.model, "rate": args.rate,
-            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities}
+            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities,
+            "calibration": graph_calibration(args.calibration, args.bag)}
 
 
 def _run_composed(args: argparse.Namespace, kind: str) -> int:
