@@ -146,13 +146,16 @@ def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[s
 
 def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
     """The graph's nodes in one process (replayer first, fusion last), parameters from
-    ``params_path`` and ``options`` (those of :func:`graph_overrides`). rclpy must be initialised."""
+    ``params_path`` and ``options`` (those of :func:`graph_overrides`; without ``calibration``,
+    :func:`graph_calibration`'s default). rclpy must be initialised."""
     import importlib
 
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     params = load_parameter_file(params_path or default_params_path())
+    if options.get("calibration") is None:
+        options["calibration"] = graph_calibration(None, options.get("bag"))
     overrides = graph_overrides(params, **options)
     nodes: list[Any] = []
     for name, values in overrides.items():  # the replayer made last, so its start delay runs while nothing loads
