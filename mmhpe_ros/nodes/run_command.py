@@ -337,12 +337,13 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     recorder: Recorder | None = None
     spinner: GraphSpinner | None = None
     try:
-        nodes = build_graph(args.params, **_options(args))
+        options = _options(args)
+        nodes = build_graph(args.params, **options)
         replayer, fusion = nodes[0], nodes[-1]
         if args.foxglove is not None:  # first: a port in use fails before anything is recorded
             from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-            nodes.append(bridge_for(args.foxglove))
+            nodes.append(bridge_for(args.foxglove, options["calibration"]))
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
         spinner = GraphSpinner(nodes, kind)
@@ -380,7 +381,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
 
     params_path = args.params or default_params_path()
     params = load_parameter_file(params_path)
-    overrides = graph_overrides(params, **_options(args))
+    options = _options(args)
+    overrides = graph_overrides(params, **options)
     replay = {**parameters_for(params, "replayer"), **overrides["replayer"]}
     with BagSource(replay.get("bag") or SAMPLE_BAG) as source:  # also: a bad bag fails here, before any process
         bag_s = (source.end_ns - source.start_ns) / 1e9 / float(replay.get("rate", 1.0))
@@ -391,7 +393,7 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     if args.foxglove is not None:
         from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-        bridge = bridge_for(args.foxglove)
+        bridge = bridge_for(args.foxglove, options["calibration"])
     recorder = Recorder(probe, args.record) if args.record is not None else None
     spinner = GraphSpinner([probe, *([bridge] if bridge else [])], kind)
     graph: GraphProcesses | None = None
