@@ -119,6 +119,23 @@ def test_the_cache_is_invalidated_by_data_inputs_calibration_and_preprocessing(t
     assert prepare(source=other).directory != prepare().directory
 
 
+def test_the_cache_key_follows_the_code_of_every_stage_1_module(monkeypatch) -> None:
+    """A change in any module observe runs (the geometry included) gives a new cache entry."""
+    import inspect
+
+    from mmhpe_ros.geometry import background, camera, localise, transforms
+    from mmhpe_ros.model import csi, inputs, observe
+
+    fingerprint = "0" * 64
+    base = cache.cache_key(fingerprint, TINY)
+    real = inspect.getsource
+    for module in (observe, inputs, csi, localise, camera, transforms, background):
+        monkeypatch.setattr(inspect, "getsource", lambda m, changed=module: real(m) + ("\n#" if m is changed else ""))
+        assert cache.cache_key(fingerprint, TINY) != base, module.__name__
+    monkeypatch.undo()
+    assert cache.cache_key(fingerprint, TINY) == base
+
+
 def frames_of(sequences: dict[str, int]) -> RigFrames:
     """Frames of several sequences (subject -> length), each a different pose."""
     return RigFrames(person_frame(SequenceKey("E01", subject, "A02"), i)
