@@ -176,6 +176,16 @@ def test_batches_windows_and_transform() -> None:
     assert calls and "rgb_rays_window" in calls[0]
 
 
+def test_frames_without_a_person_or_a_finite_ground_truth_are_left_out() -> None:
+    frames = frames_of({"S01": 5})
+    frames[1].data = {"wifi": frames[1].data["wifi"]}  # CSI alone finds nobody
+    frames[3].joints = np.full((17, 3), np.nan)  # e.g. an empty room's ground truth, though a sensor saw "someone"
+    dataset = PoseDataset(frames, TINY, rigs=rigs(), transform=BodyFrameBatches(TINY))
+    assert dataset.prepared.usable.tolist() == [True, False, True, False, True] and dataset.dropped == 2
+    batch = dataset.batch(np.arange(len(dataset)))
+    assert batch["index"].tolist() == [0, 2, 4] and np.isfinite(batch["joints"]).all()
+
+
 def test_loader_batches_are_the_same_with_workers_and_cover_every_sample(tree: Path, tmp_path: Path) -> None:
     dataset = PoseDataset(dataset_of(tree), TINY, rigs=RigCatalogue.from_tree(tree), cache_dir=str(tmp_path / "cache"),
                           cache_bytes=0, transform=BodyFrameBatches(TINY))

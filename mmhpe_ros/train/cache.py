@@ -147,8 +147,9 @@ class PreparedFrames:
 
     @property
     def usable(self) -> np.ndarray:
-        """(N,) bool: frames in which some modality found the person (a root to centre on)."""
-        return self.arrays[LOCALISED].any(axis=1)
+        """(N,) bool: frames in which some modality found the person (a root to centre on) and whose
+        ground truth is finite (an empty room's is NaN: one such target would make every weight NaN)."""
+        return self.arrays[LOCALISED].any(axis=1) & np.isfinite(self.arrays[TARGET]).all(axis=(1, 2))
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays.values())
