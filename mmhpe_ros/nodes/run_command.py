@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None,
                         help="ROS 2 parameter file (default: the installed config/fusion.yaml)")
     parser.add_argument("--model", type=Path, default=None, help="model weights for every node (overrides --params)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="the rig's calibration file (docs/calibrating.md; default: the one the bag stores, "
+                             "else the installed config/calibration.yaml)")
     parser.add_argument("--rate", type=float, default=None, help="replay speed factor (overrides --params)")
     parser.add_argument("--loop", action="store_true", help="replay the bag in a loop")
     parser.add_argument("--duration", type=float, default=None,
@@ -91,13 +94,15 @@ def graph_overrides(
     loop: bool | None = None,
     modalities: Sequence[str] | None = None,
     replay: bool = True,
+    calibration: dict[str, Any] | None = None,
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """node name -> parameters that override the parameter file, for the graph's nodes in start
     order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
 
-    Arguments that are not None override the file; ``extra`` maps node name -> further
-    overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
+    Arguments that are not None override the file; ``calibration`` (flattened calibration
+    parameters, :func:`graph_calibration`) goes to the sensor and fusion nodes; ``extra`` maps
+    node name -> further overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
     (``use_sim_time``, as the launch file's default), so their diagnostics measure ages in bag
     time, and the replayer starts once the enabled sensor topics and the ground truth have their
     subscribers (``wait_for_subscribers``: nodes in other processes may take seconds to start).
@@ -105,7 +110,9 @@ def graph_overrides(
     from mmhpe_ros.runtime.params_file import parameters_for
 
     extra = extra or {}
-    common: dict[str, Any] = {} if model_path is None else {"model_path": str(model_path)}
+    common: dict[str, Any] = dict(calibration or {})
+    if model_path is not None:
+        common["model_path"] = str(model_path)
     if replay:
         common["use_sim_time"] = True
     fusion = dict(common)
@@ -124,15 +131,31 @@ def graph_overrides(
     return out
 
 
+def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[str, Any]:
+    """The calibration parameters of the graph's nodes: from ``path``, else the one the replayed bag
+    stores, else the installed config/calibration.yaml."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.geometry.calibration import calibration_parameters, load_calibration
+    from mmhpe_ros.resources import SAMPLE_BAG, default_calibration_path
+
+    if path is not None:
+        return calibration_parameters(load_calibration(path))
+    stored = bag_calibration(bag or SAMPLE_BAG)
+    return calibration_parameters(stored or load_calibration(default_calibration_path()))
+
+
 def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
     """The graph's nodes in one process (replayer first, fusion last), parameters from
-    ``params_path`` and ``options`` (those of :func:`graph_overrides`). rclpy must be initialised."""
+    ``params_path`` and ``options`` (those of :func:`graph_overrides`; without ``calibration``,
+    :func:`graph_calibration`'s default). rclpy must be initialised."""
     import importlib
 
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     params = load_parameter_file(params_path or default_params_path())
+    if options.get("calibration") is None:
+        options["calibration"] = graph_calibration(None, options.get("bag"))
     overrides = graph_overrides(params, **options)
     nodes: list[Any] = []
     for name, values in overrides.items():  # the replayer made last, so its start delay runs while nothing loads
@@ -301,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """graph_overrides() options from the command line."""
     return {"bag": args.bag, "model_path": args.model, "rate": args.rate,
-            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities}
+            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities,
+            "calibration": graph_calibration(args.calibration, args.bag)}
 
 
 def _run_composed(args: argparse.Namespace, kind: str) -> int:
@@ -313,12 +337,13 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     recorder: Recorder | None = None
     spinner: GraphSpinner | None = None
     try:
-        nodes = build_graph(args.params, **_options(args))
+        options = _options(args)
+        nodes = build_graph(args.params, **options)
         replayer, fusion = nodes[0], nodes[-1]
         if args.foxglove is not None:  # first: a port in use fails before anything is recorded
             from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-            nodes.append(bridge_for(args.foxglove))
+            nodes.append(bridge_for(args.foxglove, options["calibration"]))
         if args.record is not None:
             recorder = Recorder(fusion, args.record)
         spinner = GraphSpinner(nodes, kind)
@@ -356,7 +381,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
 
     params_path = args.params or default_params_path()
     params = load_parameter_file(params_path)
-    overrides = graph_overrides(params, **_options(args))
+    options = _options(args)
+    overrides = graph_overrides(params, **options)
     replay = {**parameters_for(params, "replayer"), **overrides["replayer"]}
     with BagSource(replay.get("bag") or SAMPLE_BAG) as source:  # also: a bad bag fails here, before any process
         bag_s = (source.end_ns - source.start_ns) / 1e9 / float(replay.get("rate", 1.0))
@@ -367,7 +393,7 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     if args.foxglove is not None:
         from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-        bridge = bridge_for(args.foxglove)
+        bridge = bridge_for(args.foxglove, options["calibration"])
     recorder = Recorder(probe, args.record) if args.record is not None else None
     spinner = GraphSpinner([probe, *([bridge] if bridge else [])], kind)
     graph: GraphProcesses | None = None
