@@ -77,8 +77,18 @@ def test_the_disk_cache_is_built_once_and_equals_observe(tree: Path, tmp_path: P
 
 def test_a_missing_calibration_is_an_error_that_says_what_to_do(tree: Path) -> None:
     (tree / "calibration" / "E01.yaml").unlink()
-    with pytest.raises(LookupError, match=r"no calibration for E01 .*mmhpe-ros calibrate"):
+    with pytest.raises(ValueError, match=r"no calibration for E01 .*mmhpe-ros calibrate"):  # before any work
         cache.prepare_frames(dataset_of(tree), TINY, RigCatalogue.from_tree(tree))
+
+
+def test_train_without_calibration_exits_2_with_one_line(tree: Path, tmp_path: Path, capsys) -> None:
+    from mmhpe_ros.cli import main
+
+    (tree / "calibration" / "E01.yaml").unlink()
+    code = main(["train", f"data_root={tree}", "epochs=1", f"output_dir={tmp_path / 'run'}", "progress=false",
+                 "cache_dir=null", "setting=S1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no calibration for E01" in err[0] and "Traceback" not in err[0]
 
 
 def test_the_cache_is_invalidated_by_data_inputs_calibration_and_preprocessing(tree: Path, tmp_path: Path,

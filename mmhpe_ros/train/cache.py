@@ -224,6 +224,7 @@ def prepare_frames(
     source has a fingerprint and ``cache_dir`` is set)."""
     calibration = {"rigs": rigs.fingerprint()}
     index = source_index(frames)
+    rigs.check(key for key, _ in index)
     previous = previous_positions(index)
     fingerprint = source_fingerprint(frames) if cache_dir is not None else None
     if fingerprint is not None:
