@@ -27,7 +27,7 @@ from mmhpe_ros.resources import SOURCE_ROOT  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.features import feature_topic, features_message  # noqa: E402
 from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS  # noqa: E402
-from mmhpe_ros.runtime.params_file import load_parameter_file  # noqa: E402
+from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for  # noqa: E402
 
 ROS_DOMAIN_ID = "183"
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=64, mmwave_points=16)
@@ -89,7 +89,7 @@ def raw_frame(rng) -> dict[str, np.ndarray]:
 def test_parameters_are_described_and_match_the_parameter_file(graph):
     _, _, start = graph
     node = start()
-    defaults = load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml")["fusion_node"]
+    defaults = parameters_for(load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml"), "fusion_node")
     for name, value in defaults.items():
         descriptor = node.describe_parameter(name)
         assert descriptor.description, f"{name} has no description"
