@@ -35,8 +35,8 @@ ARGUMENTS = {  # name -> (default, description)
     "bag": ("", "bag (directory or .mcap) to replay; empty: the bundled sample bag"),
     "rate": ("1.0", "replay speed factor"),
     "loop": ("true", "replay the bag in a loop"),
-    "calibration": ("", "the rig's calibration file (mmhpe-ros calibrate): given to every node, and "
-                        "published as static transforms where tf2_ros is installed"),
+    "calibration": ("", "the rig's calibration file (docs/calibrating.md); empty: the one the bag stores, else "
+                        "config/calibration.yaml. Given to the nodes; published on /tf_static where tf2_ros is"),
     "rviz": ("false", "start RViz with config/mmhpe.rviz (markers, clouds, ground truth)"),
 }
 
@@ -52,7 +52,8 @@ def generate_launch_description() -> LaunchDescription:
 def _graph(context: LaunchContext) -> list:
     """The launch actions of the graph, from the arguments' values (parsed here, not in strings)."""
     from mmhpe_ros.modalities import MODALITIES
-    from mmhpe_ros.nodes.graph import graph_overrides, parse_modalities
+    from mmhpe_ros.geometry.calibration import calibration_parameters
+    from mmhpe_ros.nodes.graph import graph_overrides, graph_rig_calibration, parse_modalities
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
@@ -65,18 +66,18 @@ def _graph(context: LaunchContext) -> list:
     sim_time = flag["replay"] if not value["use_sim_time"].strip() else value["use_sim_time"].strip().lower() in TRUE
     namespace = value["namespace"].strip("/")
     params_file = value["params_file"]
+    rig = graph_rig_calibration(value["calibration"] or None, value["bag"] or None)
     overrides = graph_overrides(
         load_parameter_file(params_file), bag=value["bag"] or None, model_path=value["model_path"] or None,
         rate=float(value["rate"]), loop=flag["loop"], modalities=enabled, replay=flag["replay"],
-        use_sim_time=sim_time, namespace="/" + namespace)
-    files = [params_file] + ([value["calibration"]] if value["calibration"] else [])
+        use_sim_time=sim_time, namespace="/" + namespace, calibration=calibration_parameters(rig))
     actions: list = [
         Node(package=PACKAGE, executable=name, name=name, namespace=namespace or None, output="screen",
-             parameters=[*files, values],
+             parameters=[params_file, values],
              on_exit=Shutdown(reason=f"{name} ended: the graph needs every node"))
         for name, values in overrides.items()
     ]
-    actions += _static_transforms(value["calibration"], sim_time)
+    actions += _static_transforms(rig, sim_time)
     if flag["rviz"]:
         actions.append(Node(
             package="rviz2", executable="rviz2", name="rviz2", namespace=namespace or None, output="log",
@@ -91,27 +92,23 @@ def _share() -> str:
     return get_package_share_directory(PACKAGE)
 
 
-def _static_transforms(calibration: str, use_sim_time: bool) -> list:
-    """A static_transform_publisher per sensor frame of the calibration where tf2_ros is installed;
-    else one INFO line (the nodes take the extrinsics from the calibration parameters)."""
-    if not calibration:
-        return []
+def _static_transforms(rig, use_sim_time: bool) -> list:
+    """A static_transform_publisher per sensor frame of the rig's calibration where tf2_ros is
+    installed; else one INFO line (the nodes take the extrinsics from their parameters)."""
     from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
-    from mmhpe_ros.geometry.calibration import load_calibration
-
-    rig = load_calibration(calibration)
     try:
         get_package_prefix("tf2_ros")
     except PackageNotFoundError:
-        return [LogInfo(msg=f"tf2_ros is not installed: the extrinsics of {calibration} are not published on "
-                            "/tf_static (the nodes read them from the calibration)")]
+        return [LogInfo(msg=f"tf2_ros is not installed: the extrinsics of {rig.source} are not published on "
+                            "/tf_static (the nodes take them from their calibration parameters)")]
     actions = []
     for frame, transform in sorted(rig.extrinsics.items()):
         pose = [f"{v:.9g}" for v in (*transform.xyz, *transform.rpy)]
+        flags = ("--x", "--y", "--z", "--roll", "--pitch", "--yaw")
         actions.append(Node(
             package="tf2_ros", executable="static_transform_publisher", name=f"{frame}_frame", output="log",
-            arguments=[*(a for key, v in zip(("--x", "--y", "--z", "--roll", "--pitch", "--yaw"), pose) for a in (key, v)),
+            arguments=[*(a for flag, v in zip(flags, pose) for a in (flag, v)),
                        "--frame-id", rig.base_frame, "--child-frame-id", frame],
             parameters=[{"use_sim_time": use_sim_time}]))
     return actions

@@ -12,6 +12,7 @@ from pathlib import Path
 PACKAGE = "mmhpe_ros"
 DEFAULT_MODEL = "models/mmhpe_awc.safetensors"  # the shipped model (card: models/mmhpe_awc.json)
 DEFAULT_PARAMS = "config/fusion.yaml"
+DEFAULT_CALIBRATION = "config/calibration.yaml"  # the rig of the sample bag; replace with yours
 SAMPLE_BAG = Path(__file__).resolve().parent / "sample" / "sample.mcap"  # package data
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +52,8 @@ def default_model_path() -> Path:
 def default_params_path() -> Path:
     """config/fusion.yaml as installed."""
     return share_file(DEFAULT_PARAMS)
+
+
+def default_calibration_path() -> Path:
+    """config/calibration.yaml as installed (the sample bag's rig)."""
+    return share_file(DEFAULT_CALIBRATION)

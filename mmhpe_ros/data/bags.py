@@ -298,6 +298,23 @@ def _calibration_texts(paths: Sequence[Path], custom: Sequence[Mapping[str, str]
     return texts
 
 
+def bag_calibration(path: str | Path) -> Calibration | None:
+    """The calibration a bag stores (``mmhpe-ros convert`` of a tree with calibration files): None
+    when it stores none or has no metadata.yaml (a bare .mcap); ValueError when it stores several
+    environments' (the caller must choose one)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / "metadata.yaml").is_file():
+        return None
+    texts = _calibration_texts([folder], [_custom_data(folder)])
+    if len(texts) > 1:
+        raise ValueError(f"{path} stores the calibrations of {sorted(texts)}: choose one with --calibration")
+    if not texts:
+        return None
+    (environment, text), = texts.items()
+    return calibration_from_text(text, f"{path}'s calibration of {environment}")
+
+
 class BagDataset:
     """Frames read back from bags written by :func:`convert` (a ``FrameSource``; no ROS needed).
 

@@ -94,6 +94,22 @@ class Calibration:
         return {WILDCARD: {PARAMETERS_KEY: values}}
 
 
+def calibration_parameters(calibration: Calibration) -> dict[str, Any]:
+    """The flattened parameters a node receives from a calibration file (``extrinsics.lidar.xyz``, ...):
+    the inverse of :func:`calibration_from_parameters`."""
+    flat: dict[str, Any] = {}
+
+    def walk(values: Mapping[str, Any], prefix: str) -> None:
+        for name, value in values.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{name}.")
+            else:
+                flat[f"{prefix}{name}"] = value
+
+    walk(calibration.to_document()[WILDCARD][PARAMETERS_KEY], "")
+    return flat
+
+
 def _transform(values: Any, what: str) -> RigidTransform:
     if not isinstance(values, Mapping) or set(values) - {"xyz", "rpy"} or "xyz" not in values:
         raise ValueError(f"{what}: expected {{xyz: [x, y, z], rpy: [roll, pitch, yaw]}}, got {values!r}")

@@ -1,15 +1,19 @@
-"""camera_node: 2D keypoints (or camera images) -> the RGB encoder's input, for the fusion node.
+"""camera_node: 2D keypoints (or camera images) -> keypoint rays in the base frame, for the fusion node.
 
 Always subscribes the keypoints topic: a sensor_msgs/PointCloud2 of 17 COCO keypoints with fields
-``u``, ``v`` (pixels of MM-Fi's 640 x 480 image) and optional ``score``, as the bags carry them.
-With ``use_images`` it also subscribes the camera's images (and CameraInfo when published):
-sensor_msgs/Image on ``image_topic`` with ``image_transport: raw``, sensor_msgs/CompressedImage
-(JPEG / PNG) on ``<image_topic>/compressed`` with ``image_transport: compressed``, as
-image_transport names them. It detects the keypoints itself (``runtime.pose2d``, needs mediapipe)
-on the image as RGB (grey and 16-bit images included) and maps them to the model's pixel
-convention (``runtime.intrinsics``). Those modules are imported only then, so the node runs
-without them. Without ``use_images``, a warning says so if images are published while no
-keypoints come (a forgotten ``use_images: true``).
+``u``, ``v`` (pixels of the camera's image) and optional ``score`` (the detector's confidence), as
+the bags carry them, and the camera's CameraInfo: the intrinsics turn pixels into rays on both
+paths (without CameraInfo: the calibration's ``intrinsics.<frame>``, else MM-Fi's nominal camera,
+with a warning). The extrinsics of the keypoints' frame (TF or the calibration) turn the rays into
+the base frame.
+
+With ``use_images`` it also subscribes the camera's images: sensor_msgs/Image on ``image_topic``
+with ``image_transport: raw``, sensor_msgs/CompressedImage (JPEG / PNG) on
+``<image_topic>/compressed`` with ``image_transport: compressed``, as image_transport names them,
+one message deep so the detector always takes the newest image. It detects the keypoints itself
+(``runtime.pose2d``, needs mediapipe) on the image as RGB (grey and 16-bit images included). Those
+modules are imported only then, so the node runs without them. Without ``use_images``, a warning
+says so if images are published while no keypoints come (a forgotten ``use_images: true``).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from mmhpe_ros.model.observe import Rig
 from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.nodes.sensor_node import SensorNode
 from mmhpe_ros.nodes.spin import spin_node
@@ -41,12 +46,15 @@ class CameraNode(SensorNode):
         image_topic = self.declare("image_topic", TOPICS.camera_image, "camera images (base topic), when use_images")
         transport = self.declare("image_transport", "raw", f"one of {tuple(IMAGE_TRANSPORTS)}: sensor_msgs/Image "
                                  "on image_topic, or sensor_msgs/CompressedImage on image_topic/compressed")
-        info_topic = self.declare("camera_info_topic", TOPICS.camera_info, "sensor_msgs/CameraInfo, when use_images")
+        info_topic = self.declare("camera_info_topic", TOPICS.camera_info, "sensor_msgs/CameraInfo of the camera "
+                                  "(intrinsics of the keypoints and images)", read_only=True)
         if transport not in IMAGE_TRANSPORTS:
             raise ValueError(f"image_transport must be one of {tuple(IMAGE_TRANSPORTS)}, got {transport!r}")
-        self.processor = KeypointProcessor(self.config)
-        self.subscribe(PointCloud2, keypoints_topic, self.processor.process)
-        self._camera_info: CameraInfo | None = None
+        self.rig = Rig(self.calibration)
+        self.processor = KeypointProcessor(self.config, self.rig, self.transforms)
+        self.subscribe(PointCloud2, keypoints_topic, self._on_keypoints)
+        self.create_subscription(CameraInfo, info_topic, self.processor.set_camera_info, qos_profile_sensor_data)
+        self._nominal_warned = False
         self._detector = None
         message_type, suffix = IMAGE_TRANSPORTS[transport]
         image_topic += suffix
@@ -58,13 +66,13 @@ class CameraNode(SensorNode):
             self._unused_images_timer = self.create_timer(
                 UNUSED_IMAGES_CHECK_S, lambda: self._check_unused_images(image_topic, keypoints),
                 clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f"{keypoints_topic}{' + ' + image_topic if self._detector else ''} -> "
-                               f"features of {self.model_path}")
+        self.get_logger().info(f"{keypoints_topic}{' + ' + image_topic if self._detector else ''} + {info_topic} "
+                               f"-> rays in {self.calibration.base_frame} for {self.model_path} (transforms from "
+                               f"{self.transforms.source})")
 
     def _start_image_path(self, message_type: type, image_topic: str, info_topic: str) -> None:
         try:
             from mmhpe_ros.runtime.images import image_to_rgb
-            from mmhpe_ros.runtime.intrinsics import to_model_pixels
             from mmhpe_ros.runtime.pose2d import KeypointDetector
 
             self._detector = KeypointDetector()
@@ -72,9 +80,8 @@ class CameraNode(SensorNode):
             self.get_logger().error(f"use_images is set but the image path is unavailable ({error}); "
                                     f"only {TOPICS.camera_keypoints} is used")
             return
-        self._image_to_rgb, self._to_model_pixels = image_to_rgb, to_model_pixels
+        self._image_to_rgb = image_to_rgb
         self.subscribe(message_type, image_topic, self._on_image, depth=IMAGE_QUEUE_DEPTH)
-        self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
 
     def _check_unused_images(self, image_topic: str, keypoints: Any) -> None:
         if keypoints.monitor.count:  # keypoints flow: images beside them are someone else's business
@@ -86,17 +93,30 @@ class CameraNode(SensorNode):
                                       f"{keypoints.resolved_topic} and use_images is false: set use_images: true "
                                       "to detect keypoints on the images")
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+    def _on_keypoints(self, msg: PointCloud2) -> Features:
+        return self._checked(self.processor.process(msg))
 
-    def _on_image(self, msg: Image | CompressedImage) -> Features | None:
+    def _on_image(self, msg: Image | CompressedImage) -> Features:
         rgb = self._image_to_rgb(msg)
         keypoints = self._detector.detect(rgb)
-        if keypoints is None:  # nobody in view: counted as empty
-            return Features("rgb", codecs.header_stamp_ns(msg), msg.header.frame_id, {}, False)
+        stamp = codecs.header_stamp_ns(msg)
+        if keypoints is None:  # nobody in view: an empty feature message
+            return Features("rgb", stamp, self.calibration.base_frame, {}, False)
+        camera = self.processor.intrinsics(msg.header.frame_id)
         height, width = rgb.shape[:2]
-        keypoints = self._to_model_pixels(keypoints, self._camera_info, width, height)
-        return self.processor.from_keypoints(keypoints, codecs.header_stamp_ns(msg), msg.header.frame_id)
+        if (width, height) != (camera.width, camera.height):  # the image was scaled after calibration
+            keypoints = keypoints.copy()
+            keypoints[:, 0] *= camera.width / width
+            keypoints[:, 1] *= camera.height / height
+        return self._checked(self.processor.from_keypoints(keypoints, stamp, msg.header.frame_id))
+
+    def _checked(self, features: Features) -> Features:
+        """``features``, warning once when MM-Fi's nominal intrinsics had to stand in."""
+        if self.processor.nominal_intrinsics and not self._nominal_warned:
+            self._nominal_warned = True
+            self.get_logger().warning("no CameraInfo received and no intrinsics in the calibration: using MM-Fi's "
+                                      "nominal 640x480 camera for the keypoints")
+        return features
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,15 +1,21 @@
 """fusion_node: synchronise the four feature streams, run the pose model, publish the skeleton.
 
-Subscribes ``mmhpe/features/<modality>`` for the enabled modalities (sensor-data QoS), decodes
-each message (:func:`~mmhpe_ros.runtime.features.read_features`) and synchronises them by header
-stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
+Subscribes ``mmhpe/features/<modality>`` for the enabled modalities, decodes each message
+(:func:`~mmhpe_ros.runtime.features.read_features`; an empty message means the sensor saw the frame
+and found nobody) and synchronises them by header stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
 ``slop``, plus a ``deadline`` after which the modalities that are there are fused without the
 rest). Without load a set is inferred in the subscription callback that completed it; under load
 (sets closer than ``inline_factor`` inference times) sets queue for an inference thread
 (:class:`~mmhpe_ros.runtime.worker.LatestBatchWorker`), which infers the sets that waited in one
 batch; beyond ``max_pending`` waiting sets the oldest is dropped.
 
-Publishes, stamped with the set's stamp: visualization_msgs/MarkerArray (joints SPHERE_LIST,
+Each set goes through :class:`~mmhpe_ros.runtime.estimator.PoseEstimator`: the person's root is
+fused from the modalities' own estimates and the model's joints are placed back in ``base_frame``
+(the rig's calibration parameter; the sensor nodes publish their features in it). Where no modality
+found a person there is no skeleton: the markers are deleted (one DELETEALL marker), the joints
+topic gets an empty PoseArray, and the diagnostics say "no person".
+
+Publishes, stamped with the set's stamp, in ``base_frame``: visualization_msgs/MarkerArray (joints SPHERE_LIST,
 bones LINE_LIST, namespace per person; each joint coloured by the error the model card expects of
 it for the set of fused modalities, or by how many were fused), the 17 joints as
 geometry_msgs/PoseArray, the running MPJPE (mm, std_msgs/Float64) against ground truth when it is
@@ -36,8 +42,11 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Float64, Header
 from visualization_msgs.msg import MarkerArray
 
-from mmhpe_ros.modalities import FRAME_IDS, MODALITIES, TOPICS
-from mmhpe_ros.nodes.messages import MarkerArrayWriter, PoseArrayWriter, diagnostic_array, to_stamp
+from mmhpe_ros.geometry.calibration import GROUND_TRUTH_FRAME
+from mmhpe_ros.geometry.transforms import RigidTransform
+from mmhpe_ros.modalities import MODALITIES, TOPICS
+from mmhpe_ros.nodes.messages import MarkerArrayWriter, PoseArrayWriter, delete_all_markers, diagnostic_array, to_stamp
+from mmhpe_ros.nodes.rig_parameters import declare_calibration, declare_search_region
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.diagnostics import Level, Status, StreamMonitor, stream_status
@@ -85,7 +94,9 @@ class FusionNode(Node):
                                     "synchroniser (bag loop, restarted sensor)")
         self.idle_flush_s = self._declare("idle_flush", 0.5, "wall seconds without any input after which "
                                           "pending sets are fused with what is there")
-        self.frame_id = self._declare("frame_id", FRAME_IDS["base"], "frame id of markers and joints")
+        calibration = declare_calibration(self)
+        region = declare_search_region(self)
+        self.calibration, self.frame_id = calibration, calibration.base_frame
         self.color_mode = self._declare("color_mode", "confidence", f"skeleton colour: one of {COLOR_MODES} "
                                         "(confidence: each joint by the error the model card expects of it for "
                                         "the fused modalities; modalities: by how many were fused)")
@@ -116,7 +127,7 @@ class FusionNode(Node):
             from mmhpe_ros.resources import default_model_path
 
             model_path = str(default_model_path())
-        self.estimator = PoseEstimator(model_path, self.modalities, device)
+        self.estimator = PoseEstimator(model_path, self.modalities, device, calibration.ground_height, region)
         self._joint_colors = self._confidence_colors(model_path, confidence_range)
         self.sync: FeatureSync[Arrived] = FeatureSync(
             self.modalities, queue_size=queue_size, slop_s=slop, deadline_s=deadline, reset_after_s=reset_after)
@@ -125,7 +136,8 @@ class FusionNode(Node):
         self.monitors = {m: StreamMonitor() for m in self.modalities}
         self.decode_errors = dict.fromkeys(self.modalities, 0)
         self.empty = dict.fromkeys(self.modalities, 0)
-        self.fused = self.partial = self.inference_errors = 0
+        self.fused = self.partial = self.inference_errors = self.no_person = 0
+        self.person_seen = False  # whether the last fused set found somebody
         self.last_fused: tuple[str, ...] = ()
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # last input in -> markers out (ms)
         self.forward_ms: deque[float] = deque(maxlen=10_000)  # model forward per set (ms)
@@ -181,9 +193,10 @@ class FusionNode(Node):
             now = self._steady.now().nanoseconds
             stamp = codecs.header_stamp_ns(msg)
             self.monitors[modality].arrived(self.get_clock().now().nanoseconds, stamp)
-            if not features_present(msg):
-                self.empty[modality] += 1
-                return
+            if modality != "wifi" and msg.header.frame_id != self.frame_id:
+                raise ValueError(f"features in frame '{msg.header.frame_id}', but this node's base_frame is "
+                                 f"'{self.frame_id}': give every node the same calibration")
+            self.empty[modality] += not features_present(msg)
             arrived = Arrived(read_features(modality, msg, self.estimator.config), now)
             with self._lock:
                 self._last_arrival_ns = now
@@ -197,13 +210,19 @@ class FusionNode(Node):
 
     def _on_ground_truth(self, msg: PoseArray) -> None:
         try:
-            joints = codecs.read_pose_array(msg)
+            joints = self._truth_to_base(msg.header.frame_id).apply(codecs.read_pose_array(msg))
             with self._lock:
                 mean = self.mpjpe.add_truth(codecs.header_stamp_ns(msg), joints)
             if mean is not None:
                 self._publish_mpjpe()
         except Exception as error:  # noqa: BLE001
             self.get_logger().error(f"{TOPICS.ground_truth}: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
+    def _truth_to_base(self, frame_id: str) -> RigidTransform:
+        """Ground truth's frame -> base frame (the dataset's "mmfi" frame: identity unless calibrated)."""
+        if frame_id in ("", self.frame_id, GROUND_TRUTH_FRAME):
+            return self.calibration.ground_truth_to_base() if frame_id == GROUND_TRUTH_FRAME else RigidTransform.identity()
+        return self.calibration.to_base(frame_id)
 
     def _flush_when_idle(self) -> None:
         with self._lock:
@@ -229,16 +248,34 @@ class FusionNode(Node):
                 import torch
 
                 torch.set_num_threads(self.torch_threads)
-        predictions = self.estimator.predict_batch(
+        estimate = self.estimator.predict_batch(
             [{m: a.arrays for m, a in synced.messages.items()} for synced in batch])
         self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
-        for synced, joints in zip(batch, predictions):
-            self._publish(synced, joints)
+        model_modalities = self.estimator.config.modalities
+        for synced, joints, person, present in zip(batch, estimate.joints, estimate.person, estimate.present):
+            used = tuple(m for m, p in zip(model_modalities, present) if p)
+            if person:
+                self._publish(synced, joints, used)
+            else:
+                self._publish_nobody(synced)
 
-    def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray) -> None:
+    def _publish_nobody(self, synced: SyncedSet[Arrived]) -> None:
+        """No modality found a person: delete the skeleton, publish no joints (an empty PoseArray)."""
         header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
-        present = [m in synced.messages for m in MODALITIES]
-        joint_colors, color = self._joint_colors.get(frozenset(synced.messages), (None, None))
+        self._markers.publish(delete_all_markers(header))
+        self._joints.publish(PoseArray(header=header))
+        self.no_person += 1
+        self.person_seen = False
+        self.fused += 1
+        self.partial += not synced.complete
+        self.last_fused = tuple(synced.messages)
+
+    def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray, used: tuple[str, ...]) -> None:
+        """The skeleton of one set; ``used``: the modalities that observed the person (colours)."""
+        self.person_seen = True
+        header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
+        present = [m in used for m in MODALITIES]
+        joint_colors, color = self._joint_colors.get(frozenset(used), (None, None))
         if joint_colors is None:
             color = color_for_modalities(present) if self.color_mode != "fixed" else MODALITY_COUNT_COLORS[4]
         markers = skeleton_markers(joints, color=color, joint_colors=joint_colors)
@@ -248,7 +285,7 @@ class FusionNode(Node):
         self.latencies_ms.append((done - max(a.arrival_ns for a in synced.messages.values())) / 1e6)
         self.fused += 1
         self.partial += not synced.complete
-        self.last_fused = tuple(synced.messages)
+        self.last_fused = used
         with self._lock:
             error = self.mpjpe.add_prediction(synced.stamp_ns, joints)
         if error is not None:
@@ -282,6 +319,7 @@ class FusionNode(Node):
                           "missing_from_sets": c.missing, "resets": c.resets, "queued": pending[modality]}))
         values = {
             "fused": str(self.fused), "partial": str(self.partial), "last_fused": ",".join(self.last_fused),
+            "no_person": str(self.no_person), "base_frame": self.frame_id,
             "inference_dropped": str(self.worker.dropped),
             "inferred_in_callback": str(self.worker.inline), "inference_errors": str(self.inference_errors),
             "sync_resets": str(resets),
@@ -292,6 +330,8 @@ class FusionNode(Node):
         }
         if not self.fused:
             level, message = Level.STALE, "nothing fused yet"
+        elif not self.person_seen:
+            level, message = Level.OK, f"no person (fusing {', '.join(self.last_fused)})"
         elif set(self.last_fused) != set(self.modalities):
             missing = [m for m in self.modalities if m not in self.last_fused]
             level, message = Level.WARN, f"fusing without {', '.join(missing)}"

@@ -68,20 +68,23 @@ def graph_overrides(
     modalities: Sequence[str] | None = None,
     replay: bool = True,
     use_sim_time: bool | None = None,
+    calibration: dict[str, Any] | None = None,
     namespace: str = "/",
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """node name -> parameters that override the parameter file, for the graph's nodes in start
     order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
 
-    Arguments that are not None override the file. ``modalities`` (default: the fusion node's in
+    Arguments that are not None override the file. ``calibration`` (flattened calibration
+    parameters, :func:`graph_calibration`) goes to the sensor and fusion nodes. ``modalities`` (default: the fusion node's in
     the file) chooses the sensor nodes. ``use_sim_time`` defaults to ``replay``: while a bag is
     replayed every node follows its ``/clock``; with live sensors, wall time. The replayer waits
     for subscribers on the enabled sensor topics and the ground truth (nodes in other processes
     may take seconds to start). ``extra`` maps node name -> further overrides.
     """
     extra = extra or {}
-    common: dict[str, Any] = {"use_sim_time": replay if use_sim_time is None else bool(use_sim_time)}
+    common: dict[str, Any] = {**(calibration or {}),
+                              "use_sim_time": replay if use_sim_time is None else bool(use_sim_time)}
     if model_path is not None and str(model_path):
         common["model_path"] = str(model_path)
     fusion = dict(common)
@@ -96,7 +99,7 @@ def graph_overrides(
     if replay:
         chosen = (("bag", None if bag is None else str(bag)), ("rate", rate), ("loop", loop))
         awaited = [SENSOR_TOPICS[m] for m in enabled] + [TOPICS.ground_truth]
-        out[REPLAYER.name] = {**{key: value for key, value in chosen if value is not None},
+        out[REPLAYER.name] = {"use_sim_time": False, **{key: value for key, value in chosen if value is not None},
                               "wait_for_subscribers": awaited, **extra.get(REPLAYER.name, {})}
     return out
 
@@ -105,3 +108,22 @@ def node_parameters(params: NodeSections, name: str, overrides: dict[str, Any], 
     """What node ``name`` gets from the parameter file with ``overrides`` given as rcl takes
     ``--params-file FILE -p name:=value ...`` (:mod:`mmhpe_ros.runtime.params_file`)."""
     return parameters_for(with_overrides(params, overrides), name, namespace)
+
+
+def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[str, Any]:
+    """The calibration parameters of the graph's nodes: from ``path``, else the one the replayed bag
+    stores, else the installed config/calibration.yaml."""
+    from mmhpe_ros.geometry.calibration import calibration_parameters
+
+    return calibration_parameters(graph_rig_calibration(path, bag))
+
+
+def graph_rig_calibration(path: str | Path | None, bag: str | Path | None) -> Any:
+    """The :class:`~mmhpe_ros.geometry.calibration.Calibration` :func:`graph_calibration` gives."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.geometry.calibration import load_calibration
+    from mmhpe_ros.resources import SAMPLE_BAG, default_calibration_path
+
+    if path is not None and str(path):
+        return load_calibration(path)
+    return bag_calibration(bag or SAMPLE_BAG) or load_calibration(default_calibration_path())

@@ -91,6 +91,11 @@ class MarkerArrayWriter:
         return out
 
 
+def delete_all_markers(header: Header) -> MarkerArray:
+    """A MarkerArray that removes every marker of the publisher (nobody there)."""
+    return MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
+
+
 class PoseArrayWriter:
     """(J, 3) joints -> one geometry_msgs/PoseArray (identity orientations), reusing its Poses;
     the same rules as :class:`MarkerArrayWriter`."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from mmhpe_ros.modalities import MODALITIES, TOPICS
-from mmhpe_ros.nodes.graph import NODES, graph_overrides, node_parameters  # noqa: F401 (graph_overrides: API)
+from mmhpe_ros.nodes.graph import NODES, graph_calibration, graph_overrides, node_parameters  # noqa: F401 (API)
 from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, bounded_cleanup, executor_kind, make_executor, spin_until
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None,
                         help="ROS 2 parameter file (default: the installed config/fusion.yaml)")
     parser.add_argument("--model", type=Path, default=None, help="model weights for every node (overrides --params)")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="the rig's calibration file (docs/calibrating.md; default: the one the bag stores, "
+                             "else the installed config/calibration.yaml)")
     parser.add_argument("--rate", type=float, default=None, help="replay speed factor (overrides --params)")
     parser.add_argument("--loop", action="store_true", help="replay the bag in a loop")
     parser.add_argument("--duration", type=float, default=None,
@@ -59,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
     """The graph's nodes in one process (replayer first, fusion last), parameters from
-    ``params_path`` and ``options`` (those of :func:`graph_overrides`). rclpy must be initialised."""
+    ``params_path`` and ``options`` (those of :func:`graph_overrides`; without ``calibration``,
+    :func:`graph_calibration`'s default). rclpy must be initialised."""
     import importlib
 
     from mmhpe_ros.resources import default_params_path
@@ -68,6 +72,8 @@ def build_graph(params_path: str | Path | None = None, **options: Any) -> list[A
     from rclpy.parameter import Parameter
 
     params = load_parameter_file(params_path or default_params_path())
+    if options.get("calibration") is None:
+        options["calibration"] = graph_calibration(None, options.get("bag"))
     overrides = graph_overrides(params, **options)
     nodes: list[Any] = []
     for name, values in overrides.items():  # the replayer made last, so its start delay runs while nothing loads
@@ -231,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """graph_overrides() options from the command line."""
     return {"bag": args.bag, "model_path": args.model, "rate": args.rate,
-            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities}
+            "loop": True if args.loop or args.duration is not None else None, "modalities": args.modalities,
+            "calibration": graph_calibration(args.calibration, args.bag)}
 
 
 def _run_composed(args: argparse.Namespace, kind: str) -> int:

@@ -1,11 +1,14 @@
 """SensorNode: the shell every sensor node shares (parameters, guarded callbacks, diagnostics).
 
 A sensor node subscribes its raw topics with the sensor-data QoS, hands each message to a
-processor of :mod:`mmhpe_ros.runtime.sensors`, and publishes the resulting features
-(:mod:`mmhpe_ros.runtime.features`) stamped with the source stamp; input with nothing usable
-(no finite point, no keypoint) is counted as ``empty`` and not published. A message that cannot be
-decoded is dropped and counted, with a rate-limited error in the log; no exception leaves a
-callback. Once a second (steady time) it publishes a diagnostic_msgs/DiagnosticArray with each
+processor of :mod:`mmhpe_ros.runtime.sensors` (which moves the data into the base frame with the
+transform of the message's frame, :mod:`.rig_parameters`), and publishes the resulting features
+(:mod:`mmhpe_ros.runtime.features`) stamped with the source stamp, in the base frame. Input with
+nothing usable (nobody found, no keypoint) is counted as ``empty`` and published as an empty
+message, so the fusion node knows the frame was seen. A message that cannot be decoded is dropped
+and counted, with a rate-limited error in the log; no exception leaves a callback. A frame with no
+transform to the base frame is dropped too, and the diagnostics say so at ERROR level, naming the
+frames. Once a second (steady time) it publishes a diagnostic_msgs/DiagnosticArray with each
 input's rate, age and counters.
 
 Features are published RELIABLE (depth 10), which matches reliable and best-effort subscribers.
@@ -23,8 +26,10 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 
-from mmhpe_ros.modalities import FRAME_IDS, TOPICS
+from mmhpe_ros.geometry.calibration import MissingTransformError
+from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.nodes.messages import diagnostic_array
+from mmhpe_ros.nodes.rig_parameters import SensorTransforms, declare_calibration
 from mmhpe_ros.resources import default_model_path
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
@@ -48,8 +53,8 @@ class InputCounters:
     empty: int = 0  # decoded, but nothing usable (no point left, all keypoints NaN)
     published: int = 0
     non_finite_points: int = 0
-    outside_roi_points: int = 0
     last_error: str = ""
+    missing_transform: str = ""  # the last MissingTransformError, until a message is transformed again
     resolved_topic: str = ""  # with the node's namespace, as diagnostics name it
     dropped_reported: int = 0  # `dropped` at the last diagnostics message
 
@@ -68,8 +73,10 @@ class SensorNode(Node):
             raise ValueError(f"{self.model_path}: the model fuses {list(self.config.modalities)}, not {modality}")
         output_topic = self.declare("output_topic", feature_topic(modality),
                                     f"topic of the {modality} features for the fusion node")
-        self.frame_id = self.declare("frame_id", "", "frame id of the published features; empty: the input's "
-                                     f"(or '{FRAME_IDS[modality]}' when the input has none)")
+        self.calibration = declare_calibration(self)
+        use_tf = self.declare("use_tf", True, "look sensor frames up on TF when tf2_ros is available (else, and "
+                              "for frames TF does not know, the calibration parameters)", read_only=True)
+        self.transforms = SensorTransforms(self, self.calibration, use_tf)
         self.stale_after_s = self.declare("stale_after_s", 1.0, "diagnostics report an input STALE after "
                                           "this many seconds without a message")
         self.types = codecs.rclpy_types()
@@ -82,9 +89,10 @@ class SensorNode(Node):
 
     # -- helpers for subclasses --------------------------------------------------------------
 
-    def declare(self, name: str, default: Any, description: str) -> Any:
+    def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> Any:
         """Declare a parameter with its description; returns its value."""
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        descriptor = ParameterDescriptor(description=description, read_only=read_only)
+        return self.declare_parameter(name, default, descriptor).value
 
     def subscribe(
         self, msg_type: type, topic: str, handle: Callable[[Any], Iterable[Features] | Features | None],
@@ -102,15 +110,12 @@ class SensorNode(Node):
         counters.resolved_topic = subscription.topic_name
 
     def publish(self, features: Features, counters: InputCounters) -> None:
-        """Publish one modality's features (or count them as empty when nothing is usable)."""
+        """Publish one modality's features (an empty message when nothing usable was observed)."""
         counters.non_finite_points += features.non_finite
-        counters.outside_roi_points += features.outside
-        if not features.present:
-            counters.empty += 1
-            return
-        frame_id = self.frame_id or features.frame_id or FRAME_IDS[self.modality]
-        header = codecs.make_header(self.types, features.stamp_ns, frame_id)
-        self._publisher.publish(features_message(self.types, header, self.modality, features.arrays))
+        counters.empty += not features.present
+        header = codecs.make_header(self.types, features.stamp_ns, features.frame_id)
+        arrays = features.arrays if features.present else {}
+        self._publisher.publish(features_message(self.types, header, self.modality, arrays))
         counters.published += 1
 
     def drop(self, counters: InputCounters, topic: str, error: BaseException) -> None:
@@ -128,14 +133,18 @@ class SensorNode(Node):
         try:
             counters.monitor.arrived(self.get_clock().now().nanoseconds, codecs.header_stamp_ns(msg))
             result = handle(msg)
+            counters.missing_transform = ""
             for features in ([result] if isinstance(result, Features) else result or ()):
                 self.publish(features, counters)
+        except MissingTransformError as error:
+            counters.missing_transform = str(error)
+            self.drop(counters, topic, error)
         except Exception as error:  # noqa: BLE001 - a callback must never raise; the error is counted and logged
             self.drop(counters, topic, error)
 
     def statuses(self) -> list[Status]:
         """One status per input: OK / STALE from the stream, WARN when messages were dropped since
-        the last diagnostics message."""
+        the last diagnostics message, ERROR while its frame has no transform to the base frame."""
         now = self.get_clock().now().nanoseconds
         out = []
         for topic, c in self.inputs.items():
@@ -143,12 +152,14 @@ class SensorNode(Node):
                 f"{self.get_name()}: {c.resolved_topic or topic}", c.monitor, now, stale_after_s=self.stale_after_s,
                 hardware_id=self.modality,
                 counters={"published": c.published, "dropped": c.dropped, "empty": c.empty,
-                          "non_finite_points": c.non_finite_points, "outside_roi_points": c.outside_roi_points,
+                          "non_finite_points": c.non_finite_points,
                           **self.extra_counters(topic)},
             )
             if c.last_error:
                 status.values["last_error"] = c.last_error
-            if c.dropped > c.dropped_reported and status.level == Level.OK:
+            if c.missing_transform:
+                status = Status(status.name, Level.ERROR, c.missing_transform, status.hardware_id, status.values)
+            elif c.dropped > c.dropped_reported and status.level == Level.OK:
                 status = Status(status.name, Level.WARN, f"dropped {c.dropped - c.dropped_reported} bad "
                                 f"message(s): {c.last_error}", status.hardware_id, status.values)
             out.append(status)

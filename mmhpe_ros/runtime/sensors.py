@@ -139,10 +139,15 @@ class CloudProcessor:
         return self.rig.localiser.counts
 
     def process(self, msg: Any) -> Features:
-        points = _unrepresentable_as_nan(codecs.read_point_columns(msg, POINT_FIELDS[self.modality], dtype=np.float64))
-        stamp = codecs.header_stamp_ns(msg)
+        """Decode one PointCloud2 (fields by name, the driver's own axes) and process its points."""
+        points = codecs.read_point_columns(msg, POINT_FIELDS[self.modality], dtype=np.float64)
+        return self.process_points(points, codecs.header_stamp_ns(msg), msg.header.frame_id)
+
+    def process_points(self, points: np.ndarray, stamp: int, frame_id: str) -> Features:
+        """(N, columns) points in the sensor frame ``frame_id`` (NaN rows allowed) -> features."""
+        points = _unrepresentable_as_nan(np.asarray(points, dtype=np.float64))
         finite = np.isfinite(points).all(axis=1)
-        to_base = self.transforms(msg.header.frame_id, stamp)
+        to_base = self.transforms(frame_id, stamp)
         if self.modality == "lidar":
             arrays, present = observe_lidar(points[finite], to_base, self.rig.localiser, self.config)
         else:

@@ -8,7 +8,8 @@ The same two commands a user runs, in a temporary folder:
     mmhpe-ros convert TMP/tree TMP/bags
 
 (the MM-Fi-format generator the shipped model is trained on, then the converter of every bag of
-this package). Both are deterministic, so the bytes are reproducible. The bag's .mcap file becomes
+this package). The bag stores its rig's calibration; config/calibration.yaml, the default rig of
+the launch file, gets the same values. Both are deterministic, so the bytes are reproducible. The bag's .mcap file becomes
 ``sample.mcap`` and its metadata.yaml is kept beside it, so ``mmhpe_ros/sample/`` is itself a
 rosbag2 bag directory (``BagDataset``, ``ros2 bag play``) and ``sample.mcap`` a bare MCAP file
 (the replayer, ``mmhpe-ros run``).
@@ -24,6 +25,11 @@ import yaml
 from mmhpe_ros.cli import main as mmhpe_ros
 
 HERE = Path(__file__).resolve().parent
+CALIBRATION = HERE.parents[1] / "config" / "calibration.yaml"  # the default rig: the sample's
+SAMPLE_RIG_NOTE = [
+    "# The values below are the rig of the bundled sample bag (mmhpe_ros/sample/make_sample.py writes them).",
+    "# On your robot, replace them with your sensors' poses (docs/calibrating.md) or publish them on TF.",
+]
 
 
 def main() -> None:
@@ -41,6 +47,9 @@ def main() -> None:
             raise SystemExit("mmhpe-ros synth failed")
         if mmhpe_ros(["convert", str(tree), str(bags)]):
             raise SystemExit("mmhpe-ros convert failed")
+        calibration = CALIBRATION.read_text().splitlines()[0]  # keep the file's own header line
+        rig = (tree / "calibration" / "E01.yaml").read_text().splitlines()
+        CALIBRATION.write_text("\n".join([calibration, *SAMPLE_RIG_NOTE, *[line for line in rig if not line.startswith("#")]]) + "\n")
         (bag,) = [p.parent for p in bags.rglob("metadata.yaml")]
         (mcap,) = bag.glob("*.mcap")
         out.write_bytes(mcap.read_bytes())
