@@ -2,7 +2,7 @@
 
 A node process is the plain rclpy idiom: ``rclpy.init()``, ``rclpy.spin(node)`` until Ctrl-C,
 SIGTERM or an external shutdown (``KeyboardInterrupt`` / ``ExternalShutdownException``), then
-``destroy_node()`` and ``rclpy.try_shutdown()``. That clean-up is bounded
+``destroy_node()`` and ``rclpy.try_shutdown()``, then ``os._exit``. That clean-up is bounded
 (:func:`bounded_cleanup`): a stop signal more than ``STOP_GRACE_S`` after it began ends the
 process at once, and after ``cleanup_timeout_s()`` (``$MMHPE_ROS_CLEANUP_TIMEOUT_S``, default
 5 s) the process ends whatever it is stuck in (DDS clean-up has been seen to hang for minutes
@@ -14,11 +14,13 @@ SingleThreadedExecutor; ``--executor`` or ``$MMHPE_ROS_EXECUTOR`` choose.
 """
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import signal
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -69,9 +71,12 @@ def bounded_cleanup(timeout_s: float | None = None, grace_s: float = STOP_GRACE_
                 signal.signal(signum, handler)
 
 
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
+def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, exit_process: bool = True) -> int:
     """Run one node until Ctrl-C, SIGTERM or an external shutdown, then destroy it and shut rclpy
-    down within :func:`bounded_cleanup`'s bounds.
+    down within :func:`bounded_cleanup`'s bounds; then end the process (``exit_process``) with
+    ``os._exit``: 0, or 1 if the node failed (its traceback printed). Interpreter shutdown is
+    skipped: it ran library exit handlers that were seen to hang for more than 5 s after a clean
+    ``destroy_node()``. Returns the status instead without ``exit_process``.
 
     ``rclpy.init()``/``try_shutdown()`` rather than ``with rclpy.init()``, which Humble and Jazzy
     lack.
@@ -79,18 +84,41 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> N
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    rclpy.init(args=args)
+    code = 0
     node: Node | None = None
     try:
-        node = make_node()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+        try:
+            rclpy.init(args=args)
+            node = make_node()
+            rclpy.spin(node)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:  # noqa: BLE001 - reported, then the clean-up still runs
+            traceback.print_exc()
+            code = 1
         with bounded_cleanup():
             if node is not None:
                 node.destroy_node()
             rclpy.try_shutdown()
+    except KeyboardInterrupt:  # a second Ctrl-C before the clean-up's own handlers were in place
+        pass
+    if exit_process:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Flush Python's and C's output buffers, then end the process at once (no exit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
 
 
 # -- executors of the composed graph (`mmhpe-ros run`) ------------------------------------------
