@@ -82,15 +82,16 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, e
     lack.
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     code = 0
     node: Node | None = None
     try:
         try:
             rclpy.init(args=args)
+            executor = SingleThreadedExecutor()  # before the node: a Ctrl-C once it is up cannot cut this short
             node = make_node()
-            rclpy.spin(node)
+            rclpy.spin(node, executor)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:  # noqa: BLE001 - reported, then the clean-up still runs
