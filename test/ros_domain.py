@@ -79,3 +79,20 @@ def node_processes() -> list[str]:
         if b"-m" in args and any(a.startswith(b"mmhpe_ros.nodes.") for a in args):
             found.append(b" ".join(args).decode(errors="replace"))
     return found
+
+
+def ros_tools_env(**extra: str) -> dict[str, str]:
+    """``os.environ`` with the venv's ``ros-tools.env`` applied (``ros2``, launch, colcon) and
+    ``extra``; skips the test where ../shared/ros-tools was not installed into this venv."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    env_file = Path(sys.prefix) / "ros-tools.env"
+    if not env_file.is_file():
+        pytest.skip(f"the ROS 2 tools (ros2 launch/param/topic, colcon) are not installed in {sys.prefix}: "
+                    "../shared/ros-tools/install.sh .venv (make test does it where ../shared/ros-tools exists)")
+    done = subprocess.run(["bash", "-c", f'source "{env_file}" && env -0'], capture_output=True, check=True,
+                          env={**os.environ, **extra})
+    return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
