@@ -12,11 +12,10 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
-from ros_domain import ros_domain  # noqa: E402
+from ros_domain import lease_domain, ros_domain  # noqa: E402
 from mmhpe_ros.modalities import TOPICS  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model, save_model  # noqa: E402
 from mmhpe_ros.model.config import ModelConfig  # noqa: E402
@@ -27,9 +26,10 @@ from mmhpe_ros.resources import SOURCE_ROOT  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.features import feature_topic, features_message  # noqa: E402
 from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS  # noqa: E402
-from mmhpe_ros.runtime.params_file import load_parameter_file  # noqa: E402
+from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for  # noqa: E402
+from mmhpe_ros.nodes.messages import FEATURES_QOS  # noqa: E402
 
-ROS_DOMAIN_ID = "183"
+ROS_DOMAIN_ID = lease_domain()
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=64, mmwave_points=16)
 TIMEOUT_S = 10.0
 
@@ -89,7 +89,7 @@ def raw_frame(rng) -> dict[str, np.ndarray]:
 def test_parameters_are_described_and_match_the_parameter_file(graph):
     _, _, start = graph
     node = start()
-    defaults = load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml")["fusion_node"]
+    defaults = parameters_for(load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml"), "fusion_node")
     for name, value in defaults.items():
         descriptor = node.describe_parameter(name)
         assert descriptor.description, f"{name} has no description"
@@ -103,7 +103,7 @@ def test_two_modalities_fused_as_the_model_does_offline(graph, model_path):
     markers, joints = [], []
     helper.create_subscription(MarkerArray, TOPICS.markers, markers.append, 10)
     helper.create_subscription(PoseArray, TOPICS.joints, joints.append, 10)
-    publishers = {m: helper.create_publisher(PointCloud2, feature_topic(m), qos_profile_sensor_data)
+    publishers = {m: helper.create_publisher(PointCloud2, feature_topic(m), FEATURES_QOS)
                   for m in ("lidar", "mmwave")}
     types = codecs.rclpy_types()
     rng = np.random.default_rng(0)
@@ -136,7 +136,7 @@ def publish_lidar_mmwave_frame(helper, executor, node, stamp: int) -> None:
     """One lidar + mmwave feature set at ``stamp``; waits until it is fused."""
     types = codecs.rclpy_types()
     raw = raw_frame(np.random.default_rng(1))
-    publishers = {m: helper.create_publisher(PointCloud2, feature_topic(m), qos_profile_sensor_data)
+    publishers = {m: helper.create_publisher(PointCloud2, feature_topic(m), FEATURES_QOS)
                   for m in ("lidar", "mmwave")}
     spin_until(executor, lambda: all(p.get_subscription_count() for p in publishers.values()))
     fused = node.fused
@@ -195,7 +195,7 @@ def test_bad_messages_are_counted_and_the_node_goes_on(graph):
     node = start(modalities=["lidar"])
     diagnostics = []
     helper.create_subscription(DiagnosticArray, TOPICS.diagnostics, diagnostics.append, 10)
-    publisher = helper.create_publisher(PointCloud2, feature_topic("lidar"), qos_profile_sensor_data)
+    publisher = helper.create_publisher(PointCloud2, feature_topic("lidar"), FEATURES_QOS)
     types = codecs.rclpy_types()
     wrong = codecs.create_points(types, codecs.make_header(types, 1_000_000_000, "l"),
                                  np.zeros((7, 3), np.float32), ("x", "y", "z"))  # 7 points, the model takes 64

@@ -26,6 +26,7 @@ from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import POINT_FIELD_DTYPES, CodecError
 from mmhpe_ros.runtime.features import read_features
 from mmhpe_ros.runtime.sensors import CloudProcessor, CsiProcessor, KeypointProcessor
+from ros_domain import lease_domain  # noqa: E402
 
 CONFIG = ModelConfig(lidar_points=64, mmwave_points=16)
 MEMORY_BUDGET_BYTES = 32 * 2**20  # inputs are at most a few kB; no decoder may allocate more
@@ -258,7 +259,7 @@ def sensor_nodes(tmp_path_factory):
 
     path = save_model(tmp_path_factory.mktemp("model") / "m.safetensors",
                       PoseModel(ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64)))
-    with ros_domain("174"):
+    with ros_domain(lease_domain()):
         nodes = {"lidar": LidarNode(parameter_overrides=[Parameter("model_path", value=str(path))]),
                  "wifi": WifiNode(parameter_overrides=[Parameter("model_path", value=str(path))])}
         yield nodes

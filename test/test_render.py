@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ros_domain import lease_domain
 from mmhpe_ros.cli import main
 from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.resources import SAMPLE_BAG
@@ -19,7 +20,7 @@ from mmhpe_ros.viz.render import GROUND_TRUTH_COLOR, PREDICTED_COLOR, SKELETON_L
 from mmhpe_ros.viz.sources import evenly_spaced, read_frames
 
 SAMPLE = Path(SAMPLE_BAG).parent  # the sample's bag directory (metadata.yaml beside sample.mcap)
-RECORD_DOMAIN_ID = "164"  # this file's own DDS domain for its recorded run
+RECORD_DOMAIN_ID = lease_domain()  # this file's own DDS domain for its recorded run
 
 
 def _rgb(color: str) -> np.ndarray:

@@ -26,6 +26,7 @@ from mmhpe_ros.nodes.mmwave import MmwaveNode  # noqa: E402
 from mmhpe_ros.nodes.wifi import WifiNode  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.features import feature_topic, read_features  # noqa: E402
+from ros_domain import lease_domain  # noqa: E402
 
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64, mmwave_points=16)
 STAMP_NS = 7_000_000_000
@@ -42,7 +43,7 @@ def model_path(tmp_path_factory) -> str:
     return str(save_model(tmp_path_factory.mktemp("model") / "m.safetensors", PoseModel(CONFIG)))
 
 
-ROS_DOMAIN_ID = "173"  # this file's own DDS domain: no cross-talk with other tests running at the same time
+ROS_DOMAIN_ID = lease_domain()  # this file's own DDS domain: no cross-talk with other tests running at the same time
 
 
 @pytest.fixture(scope="module")
