@@ -28,6 +28,7 @@ from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.nodes.sensor_node import SensorNode
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.intrinsics import rescale
 from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
 
 IMAGE_TRANSPORTS = {"raw": (Image, ""), "compressed": (CompressedImage, "/compressed")}  # message, topic suffix
@@ -106,8 +107,7 @@ class CameraNode(SensorNode):
         height, width = rgb.shape[:2]
         if (width, height) != (camera.width, camera.height):  # the image was scaled after calibration
             keypoints = keypoints.copy()
-            keypoints[:, 0] *= camera.width / width
-            keypoints[:, 1] *= camera.height / height
+            keypoints[:, :2] = rescale(keypoints[:, :2], width, height, camera.width, camera.height)
         return self._checked(self.processor.from_keypoints(keypoints, stamp, msg.header.frame_id))
 
     def _checked(self, features: Features) -> Features:
