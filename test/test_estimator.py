@@ -113,3 +113,34 @@ def test_unknown_modalities_are_refused(model_path, tmp_path):
         PoseEstimator(lidar_only, modalities=("lidar", "wifi"))
     with pytest.raises(ValueError, match="fuses only \\['lidar'\\]"):
         PoseEstimator(lidar_only).predict({"wifi": {"wifi": np.zeros((2, 3, 114, 10)), "wifi_mask": np.ones(10, bool)}})
+
+
+def test_moved_sensors_with_their_calibration_give_the_joints_of_unmoved_ones(model_path):
+    """Issue 12's check: clouds in mounted sensors' frames plus the matching extrinsics give the
+    joints of the same clouds in the base frame with identity extrinsics (within 1 mm)."""
+    from mmhpe_ros.geometry.calibration import Calibration
+    from mmhpe_ros.geometry.transforms import RigidTransform
+    from mmhpe_ros.model.observe import Rig
+    from mmhpe_ros.runtime.sensors import CloudProcessor
+
+    from rig_scenes import LIDAR_MOUNT, RADAR_MOUNT, floor, to_sensor
+
+    rng = np.random.default_rng(3)
+    scan = np.vstack([person(2.8, -0.6, rng, points=800), floor(rng, 1000)])
+    radar = np.column_stack([rng.normal(2.8, 0.15, 25), rng.normal(-0.6, 0.15, 25), rng.uniform(0.2, 1.6, 25),
+                             rng.normal(0.6, 0.2, 25), rng.uniform(5, 10, 25)])
+    mounted = Rig(Calibration(extrinsics={"lidar": RigidTransform.from_xyz_rpy(*LIDAR_MOUNT),
+                                          "radar": RigidTransform.from_xyz_rpy(*RADAR_MOUNT)}))
+    identity = Rig(Calibration(extrinsics={"lidar": RigidTransform.identity(), "radar": RigidTransform.identity()}))
+    estimator = PoseEstimator(model_path)
+    joints = []
+    for rig, lidar_cloud, radar_cloud in ((mounted, to_sensor(scan, LIDAR_MOUNT), to_sensor(radar, RADAR_MOUNT)),
+                                          (identity, scan, radar)):
+        observations = {
+            "lidar": CloudProcessor("lidar", CONFIG, rig).process_points(lidar_cloud, 0, "lidar").arrays,
+            "mmwave": CloudProcessor("mmwave", CONFIG, rig).process_points(radar_cloud, 0, "radar").arrays,
+        }
+        estimate = estimator.predict(observations)
+        assert estimate.person[0]
+        joints.append(estimate.joints[0])
+    assert np.abs(joints[0] - joints[1]).max() < 1e-3
