@@ -304,6 +304,44 @@ def test_camera_node_takes_its_intrinsics_from_camera_info(ros, start):
     _spin_until(executor, with_info, lambda: (infos.publish(info), keypoints_out.publish(msg)))
 
 
+def test_transforms_come_from_tf_first_then_the_calibration(monkeypatch):
+    """SensorTransforms with a stand-in tf2_ros (not on PyPI): a frame TF knows uses TF's transform
+    (quaternion x, y, z, w), others the calibration, neither: MissingTransformError naming both."""
+    import sys
+    import types as pytypes
+
+    from mmhpe_ros.geometry.calibration import MissingTransformError, calibration_from_parameters
+    from mmhpe_ros.nodes.rig_parameters import SensorTransforms
+
+    half = 0.6 / 2  # TF: 'velodyne' yawed 0.6 rad, 2 m up
+    stamped = pytypes.SimpleNamespace(transform=pytypes.SimpleNamespace(
+        translation=pytypes.SimpleNamespace(x=0.0, y=0.0, z=2.0),
+        rotation=pytypes.SimpleNamespace(x=0.0, y=0.0, z=np.sin(half), w=np.cos(half))))
+    lookups = []
+
+    class Buffer:
+        def lookup_transform(self, target, source, time):
+            lookups.append((target, source))
+            if source != "velodyne":
+                raise LookupError(f"{source} unknown")  # as tf2's LookupException
+            return stamped
+
+    monkeypatch.setitem(sys.modules, "tf2_ros", pytypes.SimpleNamespace(
+        Buffer=Buffer, TransformListener=lambda buffer, node: None))
+    transforms = SensorTransforms(None, calibration_from_parameters(CALIBRATION))
+    assert transforms.source == "TF"
+    velodyne = transforms("velodyne", STAMP_NS)
+    np.testing.assert_allclose(velodyne.rotation, rpy_matrix((0.0, 0.0, 0.6)), atol=1e-12)
+    np.testing.assert_allclose(velodyne.translation, [0.0, 0.0, 2.0])
+    np.testing.assert_allclose(transforms("lidar", STAMP_NS).rotation, rpy_matrix(LIDAR_MOUNT[1]), atol=1e-12)
+    assert lookups == [(BASE, "velodyne"), (BASE, "lidar")]
+    with pytest.raises(MissingTransformError, match="'ouster' to 'base_link' in TF or the calibration"):
+        transforms("ouster", STAMP_NS)
+    assert transforms(BASE, STAMP_NS).rotation.tolist() == np.eye(3).tolist()
+    without = SensorTransforms(None, calibration_from_parameters(CALIBRATION), use_tf=False)
+    assert without.source == "the calibration" and without.buffer is None
+
+
 def test_a_model_without_the_modality_is_refused(ros, tmp_path):
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.pose_model import PoseModel
