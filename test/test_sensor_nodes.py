@@ -342,6 +342,18 @@ def test_transforms_come_from_tf_first_then_the_calibration(monkeypatch):
     assert without.source == "the calibration" and without.buffer is None
 
 
+def test_an_unusable_camera_info_is_counted_and_the_previous_intrinsics_stay(start):
+    node = start(CameraNode)
+    (subscription,) = [s for s in node.subscriptions if s.topic_name.lstrip("/") == TOPICS.camera_info]
+    good = CameraInfo(width=1280, height=960, k=[2 * FX, 0.0, 2 * CX + 0.5, 0.0, 2 * FY, 2 * CY + 0.5, 0.0, 0.0, 1.0])
+    subscription.callback(good)
+    for bad in (CameraInfo(width=640, height=480, k=[-1.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]),
+                CameraInfo(width=0, height=0, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])):
+        subscription.callback(bad)  # must not raise (it would stop the node's executor)
+    assert node.bad_camera_info == 2
+    assert node.processor.camera_info.width == 1280 and node.processor.camera_info.k[0, 0] == 2 * FX
+
+
 def test_a_model_without_the_modality_is_refused(ros, tmp_path):
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.pose_model import PoseModel

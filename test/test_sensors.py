@@ -83,9 +83,11 @@ def test_rays_point_at_the_keypoints_they_came_from():
                                atol=1e-6)
 
 
-def camera_info(width: int, height: int, k) -> SimpleNamespace:
+def camera_info(width: int, height: int, k, binning: int = 0, roi=(0, 0, 0, 0)) -> SimpleNamespace:
+    x_offset, y_offset, roi_width, roi_height = roi
     return SimpleNamespace(width=width, height=height, k=list(k), d=[], distortion_model="plumb_bob",
-                           binning_x=0, binning_y=0, roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0))
+                           binning_x=binning, binning_y=binning,
+                           roi=SimpleNamespace(x_offset=x_offset, y_offset=y_offset, width=roi_width, height=roi_height))
 
 
 def test_a_camera_info_of_another_resolution_gives_the_rays_of_the_keypoints_scaled():
@@ -103,6 +105,36 @@ def test_a_camera_info_of_another_resolution_gives_the_rays_of_the_keypoints_sca
     other = double.from_keypoints(kp, STAMP_NS, "camera_optical").arrays["rgb_rays"]
     assert np.abs(other - calibrated.arrays["rgb_rays"]).max() > 0.05
     assert not double.nominal_intrinsics
+
+
+SENSOR_K = [2 * FX, 0, 2 * CX + 0.5, 0, 2 * FY, 2 * CY + 0.5, 0, 0, 1]  # the calibrated camera's 1280 x 960 sensor
+
+
+def test_a_binned_camera_info_gives_the_rays_of_the_image_it_describes():
+    """REP 104: K of the full 1280 x 960 sensor, images binned 2 x 2 to 640 x 480: keypoints in the
+    binned image's pixels give the rays of the calibrated 640 x 480 camera."""
+    kp = keypoints(np.random.default_rng(5))
+    calibrated = KeypointProcessor(CONFIG, rig()).from_keypoints(kp, STAMP_NS, "camera_optical")
+    binned = KeypointProcessor(CONFIG, rig())
+    binned.set_camera_info(camera_info(1280, 960, SENSOR_K, binning=2))
+    assert (binned.camera_info.width, binned.camera_info.height) == (640, 480)
+    got = binned.from_keypoints(kp, STAMP_NS, "camera_optical")
+    np.testing.assert_allclose(got.arrays["rgb_rays"], calibrated.arrays["rgb_rays"], atol=1e-6)
+    np.testing.assert_array_equal(got.arrays["rgb_score"] > 0, calibrated.arrays["rgb_score"] > 0)
+
+
+def test_a_camera_info_roi_shifts_the_pixels_onto_the_sensor():
+    """A 400 x 300 region at (600, 500) of the 1280 x 960 sensor: image pixel (u, v) is sensor
+    pixel (u + 600, v + 500)."""
+    rng = np.random.default_rng(6)
+    uv = np.column_stack([rng.uniform(0, 399, 17), rng.uniform(0, 299, 17)])
+    cropped = KeypointProcessor(CONFIG, rig())
+    cropped.set_camera_info(camera_info(1280, 960, SENSOR_K, roi=(600, 500, 400, 300)))
+    got = cropped.from_keypoints(uv, STAMP_NS, "camera_optical").arrays
+    expected = pinhole_rays(uv + [600, 500], 2 * FX, 2 * FY, 2 * CX + 0.5, 2 * CY + 0.5) @ rpy_matrix(CAMERA_MOUNT[1]).T
+    np.testing.assert_allclose(got["rgb_rays"], expected, atol=1e-6)
+    outside = cropped.from_keypoints(uv + [0, 300], STAMP_NS, "camera_optical")  # below the 300-row image
+    assert not outside.present
 
 
 def test_an_uncalibrated_camera_info_is_ignored_and_no_intrinsics_fall_back_to_mmfis_camera():
