@@ -9,6 +9,7 @@ publishing from what is left, recovers, and its queues stay bounded.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import sys
 import time
@@ -32,6 +33,7 @@ from mmhpe_ros.modalities import FRAME_IDS, MODALITIES, SENSOR_TOPICS, TOPICS  #
 from mmhpe_ros.model.card import expected_joint_errors, read_card  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model  # noqa: E402
 from mmhpe_ros.model.inputs import prepare_inputs  # noqa: E402
+from mmhpe_ros.model.observe import Rig  # noqa: E402
 from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph  # noqa: E402
 from mmhpe_ros.resources import SAMPLE_BAG  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
@@ -88,16 +90,23 @@ def wait_for(condition, timeout: float = TIMEOUT_S) -> None:
     assert condition(), "timed out waiting for the graph"
 
 
-def offline_predictions(model_path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """stamp -> (prediction, ground truth) of the model on the sample bag, without ROS."""
+def offline_predictions(model_path) -> dict[int, tuple[np.ndarray, np.ndarray, frozenset]]:
+    """stamp -> (prediction, ground truth, modalities that observed the person) of the model on the
+    sample bag, without ROS."""
     model, _ = load_model(model_path)
+    model.eval()
     out = {}
-    for frame in BagDataset(SAMPLE_DIR):
-        inputs = prepare_inputs(frame.data, model.config)
+    bags = BagDataset(SAMPLE_DIR)
+    for frame in bags:
+        rig = Rig(bags.calibration(frame.key.environment))
+        inputs, body = prepare_inputs(frame.data, rig, model.config)
+        assert body.person[0], "the sample's person is found in every frame"
         batch = {k: torch.from_numpy(v[None]) for k, v in inputs.items()}
         with torch.inference_mode():
-            predicted = model(batch)[0].double().numpy()
-        out[fmt.frame_stamp_ns(fmt.FIRST_SEQUENCE_NS, frame.index)] = (predicted, frame.joints)
+            predicted = body.to_base(model(batch).double().numpy())[0]
+        truth = rig.calibration.ground_truth_to_base().apply(frame.joints)
+        used = frozenset(m for m, p in zip(model.config.modalities, inputs["present"]) if p)
+        out[fmt.frame_stamp_ns(fmt.FIRST_SEQUENCE_NS, frame.index)] = (predicted, truth, used)
     return out
 
 
@@ -131,7 +140,7 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
     assert len(collector.markers) >= len(expected) - 2  # best-effort inputs: allow a lost frame or two
     expected_errors = expected_joint_errors(read_card(model_path))
     assert expected_errors is not None, f"{model_path}: the shipped card carries expected joint errors"
-    full = error_colors(expected_errors[frozenset(MODALITIES)], 40.0, 160.0).astype(np.float32)
+    fewer = 0
     for array in collector.markers:
         joints_marker, bones_marker = array.markers
         stamp = codecs.header_stamp_ns(joints_marker)
@@ -148,9 +157,17 @@ def test_markers_carry_the_skeleton_of_each_input_frame(sample_run, model_path):
         np.testing.assert_allclose([bones_marker.points[0].x, bones_marker.points[1].y],
                                    [points[BONES[0][0], 0], points[BONES[0][1], 1]])
         colors = np.array([(c.r, c.g, c.b, c.a) for c in joints_marker.colors], dtype=np.float32)
-        np.testing.assert_allclose(colors, full, atol=1e-6, err_msg="every set of the sample bag fuses all four "
-                                   f"modalities: joints coloured by the card's errors for all four; frame "
-                                   f"{(stamp - min(expected)) // 100_000_000} differs; counters {counters}")
+        used = expected[stamp][2]
+        # Joints are coloured by the card's errors for the modalities that observed the person; a set
+        # fused without a late modality (partial) has the colours of that smaller subset.
+        subsets = [frozenset(c) for k in range(len(used), 0, -1) for c in itertools.combinations(sorted(used), k)]
+        matching = [subset for subset in subsets if np.allclose(
+            colors, error_colors(expected_errors[subset], 40.0, 160.0), atol=1e-6)]
+        assert matching, (f"frame {(stamp - min(expected)) // 100_000_000}: colours of no subset of {sorted(used)}; "
+                          f"counters {counters}")
+        fewer += matching[0] != used
+    partial = int(statuses["fusion_node: fusion"].values["partial"])
+    assert fewer <= partial, f"{fewer} skeletons coloured for fewer modalities than observed, {partial} partial sets"
 
 
 def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
@@ -173,8 +190,9 @@ def test_replayed_graph_runs_on_bag_time_and_diagnostics_are_live(sample_run):
 def test_graph_predicts_what_the_model_predicts_offline(sample_run):
     collector, fusion, expected, incomplete_csi, _ = sample_run
     differ = [s for s, joints in collector.joints.items() if not np.allclose(joints, expected[s][0], atol=1e-4)]
-    # Only frames whose CSI window lost packets on the way (best effort, a loaded machine) may differ.
-    assert len(differ) <= incomplete_csi and len(differ) <= len(collector.joints) // 5
+    # Only frames whose CSI window lost packets on the way (best effort, a loaded machine) or that were
+    # fused without a late modality (the first frames, while the nodes warm up) may differ.
+    assert len(differ) <= incomplete_csi + fusion.partial and len(differ) <= len(collector.joints) // 5
     live_mm = np.mean([mpjpe(joints, expected[s][1]) for s, joints in collector.joints.items()])
     assert fusion.mpjpe.count >= len(collector.joints) - 2
     assert fusion.mpjpe.mean_mm == pytest.approx(live_mm, abs=0.5)
@@ -259,13 +277,13 @@ def test_a_bag_play_without_our_replayer_drives_the_graph_equally(ros, model_pat
     assert fusion.mpjpe.count >= len(collector.joints) - 2, "ground truth came through the bag play too"
 
 
-def test_live_mpjpe_is_close_to_the_model_card(sample_run, model_path):
+def test_live_mpjpe_is_that_of_a_skeleton_placed_on_the_person(sample_run, model_path):
+    """The sample's rig is none the model was trained on: its skeletons still land on the person
+    (a skeleton at the wrong spot is off by metres, not by the card's held-out error)."""
     _, fusion, _, _, _ = sample_run
-    card = read_card(model_path)
-    card_mm = (card.get("metrics") or {}).get("val_mpjpe_mm")
-    if card_mm is None or str(card.get("note", "")).upper().startswith("PLACEHOLDER"):
-        pytest.skip(f"{model_path} is a placeholder model (card note); its MPJPE is not a reference figure")
-    assert fusion.mpjpe.mean_mm == pytest.approx(card_mm, rel=0.5, abs=30.0)
+    card_mm = (read_card(model_path).get("metrics") or {}).get("holdout_mpjpe_mm")
+    assert card_mm is not None, f"{model_path}: the card gives the held-out MPJPE of the best epoch"
+    assert fusion.mpjpe.mean_mm < 1.5 * card_mm
 
 
 # -- sensor faults (issue 6) --------------------------------------------------------------------

@@ -252,9 +252,11 @@ class FusionNode(Node):
             [{m: a.arrays for m, a in synced.messages.items()} for synced in batch])
         if estimate.person.any():  # nobody anywhere: the model did not run
             self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
-        for synced, joints, person in zip(batch, estimate.joints, estimate.person):
+        model_modalities = self.estimator.config.modalities
+        for synced, joints, person, present in zip(batch, estimate.joints, estimate.person, estimate.present):
+            used = tuple(m for m, p in zip(model_modalities, present) if p)
             if person:
-                self._publish(synced, joints)
+                self._publish(synced, joints, used)
             else:
                 self._publish_nobody(synced)
 
@@ -269,11 +271,12 @@ class FusionNode(Node):
         self.partial += not synced.complete
         self.last_fused = tuple(synced.messages)
 
-    def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray) -> None:
+    def _publish(self, synced: SyncedSet[Arrived], joints: np.ndarray, used: tuple[str, ...]) -> None:
+        """The skeleton of one set; ``used``: the modalities that observed the person (colours)."""
         self.person_seen = True
         header = Header(stamp=to_stamp(synced.stamp_ns), frame_id=self.frame_id)
-        present = [m in synced.messages for m in MODALITIES]
-        joint_colors, color = self._joint_colors.get(frozenset(synced.messages), (None, None))
+        present = [m in used for m in MODALITIES]
+        joint_colors, color = self._joint_colors.get(frozenset(used), (None, None))
         if joint_colors is None:
             color = color_for_modalities(present) if self.color_mode != "fixed" else MODALITY_COUNT_COLORS[4]
         markers = skeleton_markers(joints, color=color, joint_colors=joint_colors)
@@ -283,7 +286,7 @@ class FusionNode(Node):
         self.latencies_ms.append((done - max(a.arrival_ns for a in synced.messages.values())) / 1e6)
         self.fused += 1
         self.partial += not synced.complete
-        self.last_fused = tuple(synced.messages)
+        self.last_fused = used
         with self._lock:
             error = self.mpjpe.add_prediction(synced.stamp_ns, joints)
         if error is not None:

@@ -28,11 +28,13 @@ Observations = Mapping[str, Mapping[str, np.ndarray]]  # modality -> its observa
 @dataclass(frozen=True)
 class Estimate:
     """The model's answer for B sets: ``joints`` (B, 17, 3) in the base frame (metres, NaN where
-    nobody was found), ``person`` (B,) whether somebody was, ``root`` (B, 3) the fused root."""
+    nobody was found), ``person`` (B,) whether somebody was, ``root`` (B, 3) the fused root,
+    ``present`` (B, M) the modalities (``config.modalities`` order) that fed the model."""
 
     joints: np.ndarray
     person: np.ndarray
     root: np.ndarray
+    present: np.ndarray
 
 
 class PoseEstimator:
@@ -96,7 +98,7 @@ class PoseEstimator:
             self.last_forward_ms = (time.perf_counter() - start) * 1e3
             placed = body.to_base(predicted)
             joints[body.person] = placed[body.person]
-        return Estimate(joints, body.person.copy(), body.root.copy())
+        return Estimate(joints, body.person.copy(), body.root.copy(), np.array(inputs["present"], dtype=bool))
 
 
 def _observed(modality: str, arrays: Mapping[str, np.ndarray]) -> bool:
