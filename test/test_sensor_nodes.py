@@ -381,12 +381,18 @@ def test_nodes_start_from_config_fusion_yaml_and_declare_every_parameter_it_sets
     from mmhpe_ros.resources import SOURCE_ROOT
     from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
 
-    parameters = parameters_for(load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml"), name)
-    assert parameters, f"config/fusion.yaml has no {name} section"
+    sections = load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml")
+    assert sections.get(name), f"config/fusion.yaml has no {name} section"
+    parameters = parameters_for(sections, name)  # its own section and what every node gets (/**)
     parameters.pop("model_path")  # the shipped model may not exist yet; the fixture's model is used
     node = start(NODES[name], **parameters)
     assert node.get_name() == name
-    for parameter, value in parameters.items():
+    # its own section's parameters all, the /** ones where the node uses them (the others are ignored, as rcl does)
+    declared = set(sections[name]) - {"model_path"}
+    if name in ("lidar_node", "mmwave_node"):
+        declared |= set(sections["/**"])
+    for parameter in sorted(declared):
+        value = parameters[parameter]
         assert node.has_parameter(parameter), f"{name} does not declare {parameter}"
         assert node.get_parameter(parameter).value == value
         assert node.describe_parameter(parameter).description, f"{name}.{parameter} has no description"
