@@ -274,7 +274,7 @@ def test_the_shipped_model_puts_the_skeleton_on_the_person(graph):
         publish_set(executor, node, pubs, {"lidar": arrays}, 10_000_000_000 + k * 100_000_000)
         spin_until(executor, lambda n=k + 1: len(joints) >= n)
         skeleton = codecs.read_pose_array(joints[k])
-        assert np.hypot(*(skeleton[:, :2].mean(axis=0) - [x, y])) < 0.4
+        assert np.hypot(*(skeleton[:, :2].mean(axis=0) - [x, y])) < 0.3  # measured 0.08-0.09 m (retrained model)
         assert -0.1 < skeleton[:, 2].min() < 0.5 and 1.2 < skeleton[:, 2].max() < 2.1  # feet down, head up
 
 
