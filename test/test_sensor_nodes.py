@@ -150,6 +150,36 @@ def test_mmwave_node_publishes_the_radar_points_in_the_base_frame(ros, start):
     np.testing.assert_allclose(got["mmwave_points"][:30], base, atol=1e-4)
 
 
+def test_mmwave_node_reads_through_its_cloud_layout_and_merges_radar_frames(ros, start):
+    """merge_frames 2, a driver with other axes (ours x = its y, ours y = -its x) and the opposite
+    velocity sign: the second message's features are both clouds, in our axes, in the base frame."""
+    helper, executor = ros
+    node = start(MmwaveNode, merge_frames=2, axes="y -x z", velocity_scale=-1.0)
+    received = []
+    helper.create_subscription(PointCloud2, feature_topic("mmwave"), received.append, 10)
+    publisher = helper.create_publisher(PointCloud2, SENSOR_TOPICS["mmwave"], qos_profile_sensor_data)
+    rng = np.random.default_rng(11)
+    clouds = []
+    for _ in range(2):
+        base = np.column_stack([rng.uniform(1, 5, 12), rng.uniform(-2, 2, 12), rng.uniform(0, 2, 12),
+                                rng.normal(size=12), rng.uniform(1, 9, 12)])
+        ours = to_sensor(base, RADAR_MOUNT)  # REP 103 radar frame
+        driver = np.column_stack([-ours[:, 1], ours[:, 0], ours[:, 2], -ours[:, 3], ours[:, 4]])
+        clouds.append((base, driver))
+    monitor = node.inputs[SENSOR_TOPICS["mmwave"]].monitor
+    _spin_until(executor, lambda: publisher.get_subscription_count() > 0)
+    for k, (_, driver) in enumerate(clouds):
+        msg = _cloud("mmwave", driver, "radar", STAMP_NS + k * 50_000_000)
+        _spin_until(executor, lambda n=k + 1: monitor.count >= n, lambda m=msg: publisher.publish(m))
+    _spin_until(executor, lambda: any(codecs.header_stamp_ns(m) == STAMP_NS + 50_000_000 for m in received))
+    merged = next(m for m in received if codecs.header_stamp_ns(m) == STAMP_NS + 50_000_000)
+    got = read_features("mmwave", merged, CONFIG)
+    points = got["mmwave_points"][got["mmwave_valid"]]
+    expected = np.vstack([base for base, _ in clouds])
+    assert len(points) == 24
+    np.testing.assert_allclose(points[np.lexsort(points.T)], expected[np.lexsort(expected.T)], atol=1e-4)
+
+
 def _our_statuses(diagnostics: list, node) -> list:
     return [s for d in diagnostics for s in d.status if s.name.startswith(node.get_name() + ":")]
 
