@@ -150,6 +150,34 @@ def test_mmwave_node_publishes_the_radar_points_in_the_base_frame(ros, start):
     np.testing.assert_allclose(got["mmwave_points"][:30], base, atol=1e-4)
 
 
+def test_lidar_node_removes_the_background_of_its_background_file(ros, start, tmp_path):
+    """A wardrobe-sized box is person-shaped: without a background model the node reports it; with
+    the empty room's background (base frame) it reports nobody, and a person in front of the box."""
+    from mmhpe_ros.geometry.background import BackgroundModel
+
+    helper, executor = ros
+    rng = np.random.default_rng(12)
+    box = np.column_stack([np.full(1500, 4.5), rng.uniform(-2.4, -1.8, 1500), rng.uniform(0.15, 1.8, 1500)])
+    room = np.vstack([floor(rng), box])
+    path = BackgroundModel.build([room[room[:, 2] > 0.1]], voxel=0.1).save(tmp_path / "background.npz")
+    plain, cleaned = start(LidarNode, output_topic="plain"), start(LidarNode, background_file=str(path))
+    received: dict[str, list] = {"plain": [], feature_topic("lidar"): []}
+    for topic, messages in received.items():
+        helper.create_subscription(PointCloud2, topic, messages.append, 10)
+    publisher = helper.create_publisher(PointCloud2, SENSOR_TOPICS["lidar"], qos_profile_sensor_data)
+    empty_room = _cloud("lidar", to_sensor(room, LIDAR_MOUNT), "lidar")
+    _spin_until(executor, lambda: all(received.values()), lambda: publisher.publish(empty_room))
+    assert features_present(received["plain"][0])  # the box
+    assert not features_present(received[feature_topic("lidar")][0])
+    body = person(3.0, 0.5, rng)
+    with_person = _cloud("lidar", to_sensor(np.vstack([room, body]), LIDAR_MOUNT), "lidar", STAMP_NS + 100_000_000)
+    found = received[feature_topic("lidar")]
+    _spin_until(executor, lambda: any(features_present(m) for m in found), lambda: publisher.publish(with_person))
+    points = read_features("lidar", next(m for m in found if features_present(m)), CONFIG)["lidar_points"]
+    assert nearest_distance(points, body).max() < 1e-4
+    assert plain.inputs[SENSOR_TOPICS["lidar"]].empty == 0 and cleaned.inputs[SENSOR_TOPICS["lidar"]].empty >= 1
+
+
 def test_mmwave_node_reads_through_its_cloud_layout_and_merges_radar_frames(ros, start):
     """merge_frames 2, a driver with other axes (ours x = its y, ours y = -its x) and the opposite
     velocity sign: the second message's features are both clouds, in our axes, in the base frame."""
