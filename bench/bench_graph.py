@@ -13,7 +13,9 @@ Throughput: the replayer plays the sample bag in a loop at each ``--rates`` fact
 and the share of complete (all-modality) sets are counted over ``--seconds``.
 ``--processes``: every node in a process of its own, as `ros2 launch` and `mmhpe-ros run
 --processes` run them; figures then come from the fusion node's /diagnostics (no in/out probe).
-Goals (issue 4): p99 <= 20 ms and <= 2 x forward; >= 100 fused frames/s.
+With ``--processes`` each node's CPU use over the throughput window is printed too
+(``cpu_percent_<node>_x<rate>``: user + system time of its process, % of one core).
+Goals (issue 13): latency p99 <= 2 x forward at x1; via ``--processes`` at x10 >= 99% complete sets.
 One line per figure: ``name value``.
 """
 from __future__ import annotations
@@ -216,7 +218,10 @@ def throughput_processes(model_path: str | None, rate: float, seconds: float) ->
     graph = None
     try:
         graph = _processes(model_path, bench, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
-        time.sleep(3.0 + seconds)  # the replayer's start-up and the first pass's warm-up, then the count
+        time.sleep(3.0)  # the replayer's start-up and the first pass's warm-up
+        cpu0, t0 = {name: _cpu_seconds(p.pid) for name, p in graph.processes.items()}, time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = {name: _cpu_seconds(p.pid) for name, p in graph.processes.items()}, time.monotonic()
     finally:
         if graph is not None:
             graph.stop()
@@ -227,6 +232,14 @@ def throughput_processes(model_path: str | None, rate: float, seconds: float) ->
     fused = int(end["fused"]) - int(start["fused"])
     partial = int(end["partial"]) - int(start["partial"])
     _print_throughput(f"x{rate:g}", fused, fused - partial, end_t - start_t, end["inference_dropped"])
+    for name in cpu0:
+        print(f"cpu_percent_{name}_x{rate:g} {100.0 * (cpu1[name] - cpu0[name]) / (t1 - t0):.0f}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -238,7 +251,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
-    parser.add_argument("--domain", default="199", help="ROS_DOMAIN_ID for the bench")
+    parser.add_argument("--domain", default="99", help="ROS_DOMAIN_ID for the bench (0-101 are safe on Linux)")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = args.domain
 

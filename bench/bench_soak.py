@@ -86,7 +86,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
-    parser.add_argument("--domain", default="197", help="ROS_DOMAIN_ID for the soak")
+    parser.add_argument("--domain", default="98", help="ROS_DOMAIN_ID for the soak (0-101 are safe on Linux)")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = args.domain
 

@@ -1,108 +1,114 @@
-"""Bring up the mmhpe_ros graph: bag replay (optional), the four sensor nodes and the fusion node.
+"""Bring up the mmhpe_ros graph: bag replay (optional), the enabled sensor nodes and the fusion node.
 
-    ros2 launch mmhpe_ros fusion.launch.py                  # replays the bundled sample bag
-    ros2 launch mmhpe_ros fusion.launch.py rviz:=true       # ... and shows it in RViz
-    ros2 launch mmhpe_ros fusion.launch.py replay:=false use_sim_time:=false modalities:='[rgb, lidar]'
+    ros2 launch mmhpe_ros fusion.launch.py                                # replays the bundled sample bag
+    ros2 launch mmhpe_ros fusion.launch.py namespace:=robot1 modalities:="['lidar', 'mmwave']"
+    ros2 launch mmhpe_ros fusion.launch.py replay:=false use_wifi:=false  # live sensors, wall time
+    ros2 launch mmhpe_ros fusion.launch.py calibration:=rig.yaml rviz:=true
 
-Parameters come from config/fusion.yaml; the arguments below override the few that differ per run.
-The same graph runs without launch as `mmhpe-ros run` (mmhpe_ros/nodes/run_command.py).
+Parameters come from config/fusion.yaml (``/**/node_name`` keys: they apply in any namespace);
+the arguments override the few that differ per run. The nodes and their overrides are those of
+mmhpe_ros/nodes/graph.py, which `mmhpe-ros run` starts too. Every node is required: when one
+ends (a bad model path, a bag that cannot be read) the launch shuts the rest down.
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVariable
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.parameter_descriptions import ParameterValue
+from pathlib import Path
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, Shutdown
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "mmhpe_ros"
-SENSOR_EXECUTABLES = {"rgb": "camera_node", "lidar": "lidar_node", "mmwave": "mmwave_node", "wifi": "wifi_node"}
-WORLD_FRAME = "base_link"  # modalities.FRAME_IDS["base"]; the sensors' frames hang off it (identity until calibrated)
-SENSOR_FRAMES = ("camera_optical", "lidar", "radar", "wifi")  # modalities.FRAME_IDS of the sensors
-EXECUTOR_ENV = "MMHPE_ROS_EXECUTOR"  # nodes/spin.EXECUTOR_ENV: the nodes' rclpy executor
+TRUE = ("true", "1", "yes", "on")
+ARGUMENTS = {  # name -> (default, description)
+    "namespace": ("", "namespace of every node and topic"),
+    "params_file": (PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "fusion.yaml"]),
+                    "ROS 2 parameter file for all nodes"),
+    "modalities": ("[rgb, lidar, mmwave, wifi]", "modalities to run and fuse: a YAML list of rgb, lidar, mmwave, wifi"),
+    "use_rgb": ("true", "run the camera node (and fuse rgb) if modalities lists it"),
+    "use_lidar": ("true", "run the LiDAR node (and fuse lidar) if modalities lists it"),
+    "use_mmwave": ("true", "run the radar node (and fuse mmwave) if modalities lists it"),
+    "use_wifi": ("true", "run the WiFi CSI node (and fuse wifi) if modalities lists it"),
+    "replay": ("true", "play a bag with the replayer node (false: live sensors)"),
+    "use_sim_time": ("", "follow /clock; empty: true while replaying, false with live sensors"),
+    "model_path": ("", "model weights (.safetensors, card beside it); empty: the package's default model"),
+    "bag": ("", "bag (directory or .mcap) to replay; empty: the bundled sample bag"),
+    "rate": ("1.0", "replay speed factor"),
+    "loop": ("true", "replay the bag in a loop"),
+    "calibration": ("", "the rig's calibration file (docs/calibrating.md); empty: the one the bag stores, else "
+                        "config/calibration.yaml. Given to the nodes; published on /tf_static where tf2_ros is"),
+    "rviz": ("false", "start RViz with config/mmhpe.rviz (markers, clouds, ground truth)"),
+}
 
 
 def generate_launch_description() -> LaunchDescription:
-    namespace = LaunchConfiguration("namespace")
-    params_file = LaunchConfiguration("params_file")
-    use_sim_time = LaunchConfiguration("use_sim_time")
-    model_path = LaunchConfiguration("model_path")
-    modalities = LaunchConfiguration("modalities")
-    replay = LaunchConfiguration("replay")
-    bag = LaunchConfiguration("bag")
-    rate = LaunchConfiguration("rate")
-    loop = LaunchConfiguration("loop")
-    rviz = LaunchConfiguration("rviz")
-    executor = LaunchConfiguration("executor")
+    return LaunchDescription([
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, (default, description) in ARGUMENTS.items()),
+        OpaqueFunction(function=_graph),
+    ])
 
-    arguments = [
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
-        DeclareLaunchArgument(
-            "params_file", default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "fusion.yaml"]),
-            description="ROS 2 parameter file for all nodes"),
-        DeclareLaunchArgument(
-            "use_sim_time", default_value="true",
-            description="follow /clock (true while replaying a bag; false with live sensors)"),
-        DeclareLaunchArgument(
-            "model_path", default_value="",
-            description="model weights (.safetensors, card beside it); empty: the package's default model"),
-        DeclareLaunchArgument(
-            "modalities", default_value="[rgb, lidar, mmwave, wifi]",
-            description="modalities to run and fuse, a YAML list of rgb, lidar, mmwave, wifi"),
-        DeclareLaunchArgument("replay", default_value="true", description="play a bag with the replayer node"),
-        DeclareLaunchArgument(
-            "bag", default_value="", description="bag (directory or .mcap) to replay; empty: the bundled sample bag"),
-        DeclareLaunchArgument("rate", default_value="1.0", description="replay speed factor"),
-        DeclareLaunchArgument("loop", default_value="true", description="replay the bag in a loop"),
-        DeclareLaunchArgument(
-            "rviz", default_value="false", description="start RViz with config/mmhpe.rviz (markers, clouds, ground truth)"),
-        DeclareLaunchArgument(
-            "executor", default_value="",
-            description="rclpy executor of the package's nodes: events or single; empty: events where rclpy has it "
-                        "(Kilted and later), else single"),
+
+def _graph(context: LaunchContext) -> list:
+    """The launch actions of the graph, from the arguments' values (parsed here, not in strings)."""
+    from mmhpe_ros.modalities import MODALITIES
+    from mmhpe_ros.geometry.calibration import calibration_parameters
+    from mmhpe_ros.nodes.graph import graph_overrides, graph_rig_calibration, parse_modalities
+    from mmhpe_ros.runtime.params_file import load_parameter_file
+
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    flag = {name: value[name].strip().lower() in TRUE for name in ("replay", "loop", "rviz")}
+    listed = parse_modalities(value["modalities"])
+    enabled = [m for m in listed if value[f"use_{m}"].strip().lower() in TRUE]
+    if not enabled:
+        switches = ", ".join(f"use_{m}:=" + value["use_" + m] for m in MODALITIES if m in listed)
+        raise ValueError(f"no modality left to fuse: modalities {list(listed)} with {switches}")
+    sim_time = flag["replay"] if not value["use_sim_time"].strip() else value["use_sim_time"].strip().lower() in TRUE
+    namespace = value["namespace"].strip("/")
+    params_file = value["params_file"]
+    rig = graph_rig_calibration(value["calibration"] or None, value["bag"] or None)
+    overrides = graph_overrides(
+        load_parameter_file(params_file), bag=value["bag"] or None, model_path=value["model_path"] or None,
+        rate=float(value["rate"]), loop=flag["loop"], modalities=enabled, replay=flag["replay"],
+        use_sim_time=sim_time, namespace="/" + namespace, calibration=calibration_parameters(rig))
+    actions: list = [
+        Node(package=PACKAGE, executable=name, name=name, namespace=namespace or None, output="screen",
+             parameters=[params_file, values],
+             on_exit=Shutdown(reason=f"{name} ended: the graph needs every node"))
+        for name, values in overrides.items()
     ]
+    actions += _static_transforms(rig, sim_time)
+    if flag["rviz"]:
+        actions.append(Node(
+            package="rviz2", executable="rviz2", name="rviz2", namespace=namespace or None, output="log",
+            arguments=["-d", str(Path(_share()) / "config" / "mmhpe.rviz")],
+            parameters=[{"use_sim_time": sim_time}]))
+    return actions
 
-    def sensor_node(modality: str) -> Node:
-        executable = SENSOR_EXECUTABLES[modality]
-        return Node(
-            package=PACKAGE, executable=executable, name=executable, output="screen",
-            parameters=[params_file, {
-                "use_sim_time": use_sim_time,
-                "model_path": ParameterValue(model_path, value_type=str),
-            }],
-            condition=IfCondition(PythonExpression(["'", modality, "' in '", modalities, "'"])),
-        )
 
-    nodes = [
-        Node(
-            package=PACKAGE, executable="replayer", name="replayer", output="screen",
-            parameters=[params_file, {
-                "bag": ParameterValue(bag, value_type=str),
-                "rate": ParameterValue(rate, value_type=float),
-                "loop": ParameterValue(loop, value_type=bool),
-            }],
-            condition=IfCondition(replay),
-        ),
-        *(sensor_node(modality) for modality in SENSOR_EXECUTABLES),
-        Node(
-            package=PACKAGE, executable="fusion_node", name="fusion_node", output="screen",
-            parameters=[params_file, {
-                "use_sim_time": use_sim_time,
-                "model_path": ParameterValue(model_path, value_type=str),
-                "modalities": modalities,  # a YAML list, parsed by launch_ros
-            }],
-        ),
-        *(Node(
+def _share() -> str:
+    from ament_index_python.packages import get_package_share_directory
+
+    return get_package_share_directory(PACKAGE)
+
+
+def _static_transforms(rig, use_sim_time: bool) -> list:
+    """A static_transform_publisher per sensor frame of the rig's calibration where tf2_ros is
+    installed; else one INFO line (the nodes take the extrinsics from their parameters)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        get_package_prefix("tf2_ros")
+    except PackageNotFoundError:
+        return [LogInfo(msg=f"tf2_ros is not installed: the extrinsics of {rig.source} are not published on "
+                            "/tf_static (the nodes take them from their calibration parameters)")]
+    actions = []
+    for frame, transform in sorted(rig.extrinsics.items()):
+        pose = [f"{v:.9g}" for v in (*transform.xyz, *transform.rpy)]
+        flags = ("--x", "--y", "--z", "--roll", "--pitch", "--yaw")
+        actions.append(Node(
             package="tf2_ros", executable="static_transform_publisher", name=f"{frame}_frame", output="log",
-            arguments=["--frame-id", WORLD_FRAME, "--child-frame-id", frame],
-            parameters=[{"use_sim_time": use_sim_time}],
-        ) for frame in SENSOR_FRAMES),
-        Node(
-            package="rviz2", executable="rviz2", name="rviz2", output="log",
-            arguments=["-d", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "mmhpe.rviz"])],
-            parameters=[{"use_sim_time": use_sim_time}],
-            condition=IfCondition(rviz),
-        ),
-    ]
-    return LaunchDescription([*arguments, GroupAction([
-        PushRosNamespace(namespace), SetEnvironmentVariable(EXECUTOR_ENV, executor), *nodes])])
+            arguments=[*(a for flag, v in zip(flags, pose) for a in (flag, v)),
+                       "--frame-id", rig.base_frame, "--child-frame-id", frame],
+            parameters=[{"use_sim_time": use_sim_time}]))
+    return actions

@@ -13,12 +13,13 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import HistoryPolicy, ReliabilityPolicy  # noqa: E402
 
 from mmhpe_ros.modalities import TOPICS  # noqa: E402
+from ros_domain import lease_domain  # noqa: E402
 
 
 @pytest.mark.parametrize("transport, topic", [("raw", TOPICS.camera_image),
                                               ("compressed", TOPICS.camera_image + "/compressed")])
 def test_image_subscription_keeps_only_the_newest_image(transport, topic):
-    with ros_domain("191"):
+    with ros_domain(lease_domain()):
         node = camera.CameraNode(parameter_overrides=[Parameter("use_images", value=True),
                                                       Parameter("image_transport", value=transport)])
         try:

@@ -22,6 +22,7 @@ from mmhpe_ros.runtime.csi_bridge import (  # noqa: E402
     read_log,
 )
 from mmhpe_ros.runtime.csi_layout import LAYOUTS  # noqa: E402
+from ros_domain import lease_domain  # noqa: E402
 
 RNG = np.random.default_rng(11)
 
@@ -122,7 +123,7 @@ def test_log_times_map_to_ros_time_and_bad_input_is_refused(tmp_path):
 # -- over DDS -------------------------------------------------------------------------------------
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
-ROS_DOMAIN_ID = "181"
+ROS_DOMAIN_ID = lease_domain()
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,12 @@ import time
 import numpy as np
 import pytest
 
+from ros_domain import lease_domain
 from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.viz.foxglove_channels import SERVED_TOPICS, TF_STATIC, channel_spec, parse_address, static_transforms
 from mmhpe_ros.viz.frames import FrameTransforms, pose_matrix
 
-ROS_DOMAIN_ID = "166"  # this file's own DDS domain
+ROS_DOMAIN_ID = lease_domain()  # this file's own DDS domain
 SUBPROTOCOLS = ["foxglove.sdk.v1", "foxglove.websocket.v1"]  # the SDK's, then the older name
 MESSAGE_DATA = 0x01  # server -> client binary opcode: u8 op, u32 subscription id, u64 log time, payload
 

@@ -13,12 +13,11 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Float64  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ros_domain import ros_domain  # noqa: E402
+from ros_domain import lease_domain, ros_domain  # noqa: E402
 from mmhpe_ros.geometry.calibration import Calibration  # noqa: E402
 from mmhpe_ros.geometry.transforms import RigidTransform  # noqa: E402
 from mmhpe_ros.modalities import TOPICS  # noqa: E402
@@ -28,6 +27,7 @@ from mmhpe_ros.model.inputs import prepare_inputs  # noqa: E402
 from mmhpe_ros.model.observe import Rig, observe_modality  # noqa: E402
 from mmhpe_ros.model.pose_model import PoseModel  # noqa: E402
 from mmhpe_ros.nodes.fusion import FusionNode  # noqa: E402
+from mmhpe_ros.nodes.messages import FEATURES_QOS  # noqa: E402
 from mmhpe_ros.resources import SOURCE_ROOT  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.features import feature_topic, features_message  # noqa: E402
@@ -36,7 +36,7 @@ from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for  #
 
 from rig_scenes import LIDAR_MOUNT, RADAR_MOUNT, floor, person, rpy_matrix, to_sensor  # noqa: E402
 
-ROS_DOMAIN_ID = "183"
+ROS_DOMAIN_ID = lease_domain()
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=64, mmwave_points=16)
 TIMEOUT_S = 10.0
 BASE = "rig_base"  # not the default base_link: the outputs must use the parameter
@@ -113,7 +113,7 @@ def feature_msg(modality: str, arrays: dict, stamp: int, frame_id: str = BASE):
 
 def publishers(helper, executor, modalities=("lidar", "mmwave")) -> dict:
     classes = {"rgb": PointCloud2, "lidar": PointCloud2, "mmwave": PointCloud2, "wifi": Image}
-    out = {m: helper.create_publisher(classes[m], feature_topic(m), qos_profile_sensor_data) for m in modalities}
+    out = {m: helper.create_publisher(classes[m], feature_topic(m), FEATURES_QOS) for m in modalities}
     spin_until(executor, lambda: all(p.get_subscription_count() for p in out.values()))
     return out
 

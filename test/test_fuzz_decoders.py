@@ -280,7 +280,7 @@ def sensor_nodes(tmp_path_factory):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from rclpy.parameter import Parameter
-    from ros_domain import ros_domain
+    from ros_domain import lease_domain, ros_domain
 
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.pose_model import PoseModel
@@ -291,7 +291,7 @@ def sensor_nodes(tmp_path_factory):
                       PoseModel(ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64)))
     overrides = [Parameter("model_path", value=str(path))]
     overrides += [Parameter(k, value=v) for k, v in calibration_parameters(lidar=LIDAR_MOUNT).items()]
-    with ros_domain("174"):
+    with ros_domain(lease_domain()):
         nodes = {"lidar": LidarNode(parameter_overrides=overrides), "wifi": WifiNode(parameter_overrides=overrides)}
         yield nodes
         for node in nodes.values():

@@ -25,7 +25,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ros_domain import executor_params, node_processes, ros_domain  # noqa: E402
+from ros_domain import executor_params, lease_domain, node_processes, ros_domain  # noqa: E402
 from mmhpe_ros.data import bag_format as fmt  # noqa: E402
 from mmhpe_ros.data.bags import BagDataset  # noqa: E402
 from mmhpe_ros.metrics import mpjpe  # noqa: E402
@@ -41,7 +41,7 @@ from mmhpe_ros.runtime.diagnostics import Level  # noqa: E402
 from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS, error_colors  # noqa: E402
 from mmhpe_ros.skeleton import BONES, NUM_JOINTS  # noqa: E402
 
-ROS_DOMAIN_ID = "181"  # this file's own DDS domain
+ROS_DOMAIN_ID = lease_domain()  # this file's own DDS domains
 TIMEOUT_S = 20.0
 SAMPLE_DIR = SAMPLE_BAG.parent  # also a rosbag2 directory (metadata.yaml beside sample.mcap)
 
@@ -419,7 +419,7 @@ def test_run_command_records_markers_and_joints(tmp_path):
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    env = dict(os.environ, ROS_DOMAIN_ID="182")
+    env = dict(os.environ, ROS_DOMAIN_ID=lease_domain())
     done = subprocess.run([sys.executable, "-m", "mmhpe_ros", "run", "--rate", "4", "--record", str(tmp_path / "out")],
                           env=env, capture_output=True, text=True, timeout=50)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -443,7 +443,7 @@ def test_run_command_with_a_process_per_node(tmp_path):
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
-    env = dict(os.environ, ROS_DOMAIN_ID="185")
+    env = dict(os.environ, ROS_DOMAIN_ID=lease_domain())
     done = subprocess.run([sys.executable, "-m", "mmhpe_ros", "run", "--processes", "--rate", "4",
                            "--record", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -18,6 +18,7 @@ import pytest
 
 from mmhpe_ros.runtime.pose2d import BLAZEPOSE_LANDMARKS, COCO_FROM_BLAZEPOSE, landmarks_to_keypoints
 from mmhpe_ros.skeleton import KEYPOINT_INDEX, KEYPOINTS_2D
+from ros_domain import lease_domain  # noqa: E402
 
 # keypoint: (u_min, u_max, v_min, v_max) in pixels of the 512 x 512 astronaut photo.
 ASTRONAUT_REGIONS = {
@@ -182,7 +183,7 @@ def test_image_message_to_rays_with_the_camera_infos_intrinsics(detector, astron
 
 # -- the camera node over DDS -------------------------------------------------------------------
 
-ROS_DOMAIN_ID = "177"  # this file's own DDS domain
+ROS_DOMAIN_ID = lease_domain()  # this file's own DDS domain
 
 
 @pytest.mark.parametrize("transport", ["bgr8", "mono16", "png"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ros_domain import lease_domain
 from mmhpe_ros.cli import main
 from mmhpe_ros.modalities import TOPICS
 from mmhpe_ros.resources import SAMPLE_BAG
@@ -19,7 +20,7 @@ from mmhpe_ros.viz.render import GROUND_TRUTH_COLOR, PREDICTED_COLOR, SKELETON_L
 from mmhpe_ros.viz.sources import evenly_spaced, read_frames
 
 SAMPLE = Path(SAMPLE_BAG).parent  # the sample's bag directory (metadata.yaml beside sample.mcap)
-RECORD_DOMAIN_ID = "164"  # this file's own DDS domain for its recorded run
+RECORD_DOMAIN_ID = lease_domain()  # this file's own DDS domain for its recorded run
 
 
 def _rgb(color: str) -> np.ndarray:
@@ -171,6 +172,18 @@ def test_a_recorded_run_holds_what_a_picture_needs(recorded):
         counts = {c.topic: c.msgcount for c in reader.connections}
     for topic in (TOPICS.joints, TOPICS.ground_truth, TOPICS.lidar_points, TOPICS.mmwave_points, TOPICS.camera_keypoints):
         assert counts.get("/" + topic, 0) >= 40, counts  # about all 50 frames of the sample
+
+
+def test_a_recorded_run_stores_the_rig_it_ran_with(recorded):
+    """The run's calibration (the sample bag's) goes into the recording, so render can place the points."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.resources import SAMPLE_BAG
+
+    stored, ran_with = bag_calibration(recorded), bag_calibration(SAMPLE_BAG)
+    assert stored is not None and ran_with is not None
+    assert stored.base_frame == ran_with.base_frame and sorted(stored.extrinsics) == sorted(ran_with.extrinsics)
+    for frame, transform in ran_with.extrinsics.items():
+        np.testing.assert_allclose(stored.extrinsics[frame].matrix, transform.matrix, atol=1e-5)
 
 
 def test_render_of_a_recorded_run_shows_the_prediction_where_the_projection_puts_its_joints(recorded, tmp_path, capsys):

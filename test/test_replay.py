@@ -5,6 +5,7 @@ import time
 import pytest
 
 from mmhpe_ros.runtime.replay import BagPlayer, ReplayClock
+from ros_domain import lease_domain  # noqa: E402
 
 S = 1_000_000_000
 
@@ -92,7 +93,7 @@ def test_replayer_waits_for_the_subscribers_it_is_told_to(tmp_path):
     from ros_domain import ros_domain
     from mmhpe_ros.nodes.replayer import Replayer
 
-    with ros_domain("186"):
+    with ros_domain(lease_domain()):
         def replayer(**values):
             return Replayer(parameter_overrides=[Parameter(k, value=v) for k, v in
                                                  {"delay": 0.05, "clock_frequency": 0.0, **values}.items()])

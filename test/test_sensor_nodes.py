@@ -17,7 +17,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock as ClockMsg  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from ros_domain import ros_domain  # noqa: E402
+from ros_domain import lease_domain, ros_domain  # noqa: E402
 from mmhpe_ros.data.bag_format import encode_points, frame_messages  # noqa: E402
 from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
 from mmhpe_ros.modalities import SENSOR_TOPICS, TOPICS  # noqa: E402
@@ -53,7 +53,7 @@ def model_path(tmp_path_factory) -> str:
     return str(save_model(tmp_path_factory.mktemp("model") / "m.safetensors", PoseModel(CONFIG)))
 
 
-ROS_DOMAIN_ID = "173"  # this file's own DDS domain: no cross-talk with other tests running at the same time
+ROS_DOMAIN_ID = lease_domain()  # this file's own DDS domain: no cross-talk with other tests running at the same time
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""FeatureSync without ROS: rates, jitter, silent sensors, reordering, stamp jumps, bounded queues."""
+"""FeatureSync without ROS: rates, jitter, silent sensors, reordering, stamp jumps, bounded queues;
+complete sets checked against message_filters.ApproximateTimeSynchronizer (../shared/ros-tools)."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,14 +40,15 @@ def run(sync: FeatureSync, stream, flush: bool = True) -> list[SyncedSet]:
 
 
 def assert_consistent(sets: list[SyncedSet], slop_ns: int) -> None:
-    """Every message used once, each set within slop of its anchor, messages match their stamps."""
+    """Every message used once, each set's stamps spanning less than slop, messages match their stamps."""
     seen = set()
     for s in sets:
         assert s.messages, "an emitted set always has a message"
         assert set(s.messages) | set(s.missing) == set(MODALITIES)
+        assert max(s.stamps.values()) - min(s.stamps.values()) < slop_ns
+        assert min(s.stamps.values()) <= s.stamp_ns <= max(s.stamps.values())
         for modality, message in s.messages.items():
             assert message[:2] == (modality, s.stamps[modality])
-            assert abs(s.stamps[modality] - s.stamp_ns) <= slop_ns
             assert message not in seen
             seen.add(message)
 
@@ -220,31 +222,129 @@ def test_any_stamps_keep_queues_bounded_and_sets_within_slop(arrivals, queue_siz
     assert accounted == total  # nothing silently lost
 
 
-def test_same_sets_as_message_filters_when_available():
+def message_filters_sets(stream, queue_size: int, slop_s: float) -> list[tuple]:
+    """The sets message_filters.ApproximateTimeSynchronizer emits for ``stream`` (stamps in
+    MODALITIES order)."""
     message_filters = pytest.importorskip(
-        "message_filters", reason="message_filters is not installable from PyPI; runs on a ROS 2 install")
+        "message_filters", reason="message_filters is not on PyPI: install ../shared/ros-tools (make test does)")
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
     class Input(message_filters.SimpleFilter):
         pass
 
-    inputs = [Input() for _ in MODALITIES]
-    theirs: list[tuple[int, ...]] = []
-    reference = message_filters.ApproximateTimeSynchronizer(inputs, queue_size=10, slop=0.03)
-    reference.registerCallback(lambda *msgs: theirs.append(tuple(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
-                                                                 for m in msgs)))
-
     class Stamped:
         def __init__(self, ns):
             self.header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9))
 
-    stream = events(3.0, rates={m: 10.0 for m in MODALITIES}, jitter_ms=5.0, seed=7)
+    inputs = [Input() for _ in MODALITIES]
+    theirs: list[tuple[int, ...]] = []
+    reference = message_filters.ApproximateTimeSynchronizer(inputs, queue_size=queue_size, slop=slop_s)
+    reference.registerCallback(lambda *msgs: theirs.append(tuple(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                                                                 for m in msgs)))
     for modality, stamp in stream:
         inputs[MODALITIES.index(modality)].signalMessage(Stamped(stamp))
-    sync = FeatureSync(MODALITIES, slop_s=0.03)
-    ours = [tuple(s.stamps[m] for m in MODALITIES) for s in run(sync, stream) if s.complete]
+    return theirs
+
+
+def random_streams(rng: np.random.Generator, seconds: float = 6.0) -> tuple[list[tuple[str, int]], set]:
+    """Mixed rates (camera 10 or 30 Hz, radar 10 or 20 Hz, LiDAR and WiFi 10 Hz), stamp jitter, a
+    per-stream latency with jitter (arrivals stay in order within a stream, as DDS delivers them)
+    and random drops. Returns the arrivals and the dropped (modality, frame time in ms)."""
+    rates = {"rgb": float(rng.choice([10.0, 30.0])), "lidar": 10.0, "mmwave": float(rng.choice([10.0, 20.0])),
+             "wifi": 10.0}
+    jitter_ms = float(rng.uniform(0.0, 6.0))
+    drop = float(rng.uniform(0.0, 0.08))
+    arrivals, dropped = [], set()
+    for modality, rate in rates.items():
+        latency, last_arrival = rng.uniform(1.0, 60.0), -np.inf
+        for k in range(int(seconds * rate)):
+            t_ms = 1000.0 + k * 1000.0 / rate
+            if rng.random() < drop:
+                dropped.add((modality, t_ms))
+                continue
+            stamp_ms = t_ms + rng.uniform(-jitter_ms, jitter_ms)
+            last_arrival = max(last_arrival + 1e-3, stamp_ms + latency + rng.uniform(0.0, 20.0))
+            arrivals.append((last_arrival, modality, round(stamp_ms * MS)))
+    arrivals.sort()
+    return [(m, s) for _, m, s in arrivals], dropped
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_complete_sets_are_message_filters_sets_on_random_streams(seed):
+    """Jitter, drops, mixed rates: every complete set is one message_filters emits and vice versa;
+    every other set is partial (the deadline's), and no set spans slop or more."""
+    rng = np.random.default_rng(seed)
+    stream, _ = random_streams(rng)
+    slop = float(rng.choice([0.02, 0.03, 0.045]))
+    theirs = message_filters_sets(stream, 10, slop)
+    sync = FeatureSync(MODALITIES, queue_size=10, slop_s=slop, deadline_s=0.25)
+    sets = run(sync, stream)
+    assert_consistent(sets, round(slop * 1e9))
+    ours = [tuple(s.stamps[m] for m in MODALITIES) for s in sets if s.complete]
+    assert len(theirs) > 20
     assert ours == theirs
+
+
+def test_a_set_spans_less_than_slop_as_in_message_filters():
+    """Stamps 25 ms apart pairwise but 50 ms end to end: no set at slop 30 ms (message_filters'
+    meaning of slop), one at slop 60 ms."""
+    stream = [("rgb", 1000 * MS), ("lidar", 1025 * MS), ("mmwave", 1050 * MS), ("wifi", 1025 * MS)]
+    assert message_filters_sets(stream, 10, 0.03) == []
+    sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
+    assert not [s for s in run(sync, stream) if s.complete]
+    sync = FeatureSync(MODALITIES, slop_s=0.06, deadline_s=0.25)
+    sets = run(sync, stream, flush=False)
+    assert len(sets) == 1 and sets[0].complete and sets[0].stamps["mmwave"] - sets[0].stamps["rgb"] == 50 * MS
+    assert message_filters_sets(stream, 10, 0.06) == [tuple(sets[0].stamps[m] for m in MODALITIES)]
+
+
+def test_one_lost_wifi_window_gives_a_partial_set_after_the_deadline():
+    """WiFi frame 1500 ms of 10 Hz streams lost: the other three are fused without it once the
+    streams are `deadline` past it; every other frame is complete."""
+    stream = events(3.0, rates={m: 10.0 for m in MODALITIES}, jitter_ms=3.0, seed=5,
+                    skip=lambda m, t: m == "wifi" and t == 1500.0)
+    sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
+    sets = run(sync, stream, flush=False)
+    assert len(sets) == 30
+    lost = [s for s in sets if not s.complete]
+    assert len(lost) == 1 and lost[0].missing == ("wifi",) and lost[0].by_deadline
+    assert abs(lost[0].stamp_ns - 1500 * MS) <= 3 * MS
+    assert sync.counters["wifi"].missing == 1
+    # emitted once the streams reached 1500 + 250 ms, not before
+    sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
+    before = [e for e in stream if e[1] < 1740 * MS]
+    assert not [s for s in run(sync, before, flush=False) if not s.complete]
+    # message_filters emits nothing for that frame
+    theirs = message_filters_sets(stream, 10, 0.03)
+    assert len(theirs) == 29 and all(abs(t[0] - 1500 * MS) > 10 * MS for t in theirs)
+
+
+def test_random_drops_each_give_a_partial_set_of_the_rest():
+    """10 Hz streams, random single drops: each frame missing one modality is fused from the other
+    three (after the deadline); no frame is lost."""
+    rng = np.random.default_rng(11)
+    lost = {(str(rng.choice(MODALITIES)), 1000.0 + 100.0 * k) for k in rng.choice(40, size=8, replace=False)}
+    stream = events(4.0, rates={m: 10.0 for m in MODALITIES}, jitter_ms=4.0, seed=2,
+                    skip=lambda m, t: (m, t) in lost)
+    sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
+    sets = run(sync, stream)
+    assert len(sets) == 40
+    partial = {(s.missing, round(s.stamp_ns / MS / 100) * 100.0) for s in sets if not s.complete}
+    assert partial == {((m,), t) for m, t in lost}
+
+
+def test_settings_change_at_run_time_and_bad_ones_are_refused():
+    sync = FeatureSync(MODALITIES, slop_s=0.03, deadline_s=0.25)
+    sync.configure(slop_s=0.06)
+    assert sync.slop_ns == 60 * MS
+    stream = [("rgb", 1000 * MS), ("lidar", 1025 * MS), ("mmwave", 1050 * MS), ("wifi", 1025 * MS)]
+    assert [s.complete for s in run(sync, stream, flush=False)] == [True]
+    with pytest.raises(ValueError, match="slop"):
+        sync.configure(slop_s=0.5)  # beyond the deadline
+    assert sync.slop_ns == 60 * MS and sync.deadline_ns == 250 * MS  # unchanged
+    sync.configure(queue_size=2)
+    assert sync.queue_size == 2
 
 
 def test_clock_switching_between_sim_and_wall_time():

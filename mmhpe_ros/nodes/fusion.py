@@ -1,6 +1,7 @@
 """fusion_node: synchronise the four feature streams, run the pose model, publish the skeleton.
 
-Subscribes ``mmhpe/features/<modality>`` for the enabled modalities, decodes each message
+Subscribes ``mmhpe/features/<modality>`` for the enabled modalities (``messages.FEATURES_QOS``:
+reliable, as the sensor nodes publish them), decodes each message
 (:func:`~mmhpe_ros.runtime.features.read_features`; an empty message means the sensor saw the frame
 and found nobody) and synchronises them by header stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
 ``slop``, plus a ``deadline`` after which the modalities that are there are fused without the
@@ -37,7 +38,7 @@ from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Float64, Header
 from visualization_msgs.msg import MarkerArray
@@ -45,8 +46,10 @@ from visualization_msgs.msg import MarkerArray
 from mmhpe_ros.geometry.calibration import GROUND_TRUTH_FRAME
 from mmhpe_ros.geometry.transforms import RigidTransform
 from mmhpe_ros.modalities import MODALITIES, TOPICS
-from mmhpe_ros.nodes.messages import MarkerArrayWriter, PoseArrayWriter, delete_all_markers, diagnostic_array, to_stamp
+from mmhpe_ros.nodes.messages import (FEATURES_QOS, MarkerArrayWriter, PoseArrayWriter, delete_all_markers,
+                                      diagnostic_array, to_stamp)
 from mmhpe_ros.nodes.rig_parameters import declare_calibration, declare_search_region
+from mmhpe_ros.nodes.parameters import RuntimeParameters
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.diagnostics import Level, Status, StreamMonitor, stream_status
@@ -85,15 +88,15 @@ class FusionNode(Node):
                                    "empty: the shipped model (models/mmhpe_awc.safetensors)")
         modalities = self._declare("modalities", list(MODALITIES), f"modalities to subscribe and fuse, of {MODALITIES}")
         queue_size = self._declare("queue_size", 10, "messages kept per modality while waiting for a match "
-                                   "(as message_filters' queue_size)")
-        slop = self._declare("slop", 0.05, "largest stamp difference (s) between messages of one set "
-                             "(as message_filters' slop)")
+                                   "(as message_filters' queue_size)", read_only=False)
+        slop = self._declare("slop", 0.05, "largest stamp spread (s, newest - oldest, less than) within a set "
+                             "(as message_filters' slop)", read_only=False)
         deadline = self._declare("deadline", 0.25, "stamp time (s) to wait for a late modality before "
-                                 "fusing the others without it")
+                                 "fusing the others without it", read_only=False)
         reset_after = self._declare("reset_after", 1.0, "a stamp this far (s) behind its stream resets the "
-                                    "synchroniser (bag loop, restarted sensor)")
+                                    "synchroniser (bag loop, restarted sensor)", read_only=False)
         self.idle_flush_s = self._declare("idle_flush", 0.5, "wall seconds without any input after which "
-                                          "pending sets are fused with what is there")
+                                          "pending sets are fused with what is there", read_only=False)
         calibration = declare_calibration(self)
         region = declare_search_region(self)
         self.calibration, self.frame_id = calibration, calibration.base_frame
@@ -102,7 +105,8 @@ class FusionNode(Node):
                                         "the fused modalities; modalities: by how many were fused)")
         confidence_range = self._declare("confidence_range_mm", [40.0, 160.0], "expected joint error (mm) "
                                          "coloured green (first) and red (second); yellow between")
-        lifetime = self._declare("marker_lifetime", 0.5, "seconds a skeleton stays in RViz without an update")
+        lifetime = self._declare("marker_lifetime", 0.5, "seconds a skeleton stays in RViz without an update",
+                                 read_only=False)
         tolerance = self._declare("mpjpe_tolerance", 0.02, "largest stamp difference (s) between a prediction "
                                   "and the ground truth it is scored against")
         max_pending = self._declare("max_pending", 8, "sets waiting for inference (inferred in one batch); "
@@ -113,7 +117,7 @@ class FusionNode(Node):
         threads = self._declare("torch_threads", 1, "CPU threads for inference (0: torch's default)")
         device = self._declare("device", "cpu", "torch device for inference (cpu, cuda)")
         self.stale_after_s = self._declare("stale_after_s", 1.0, "diagnostics report a modality STALE after "
-                                           "this many seconds without a message")
+                                           "this many seconds without a message", read_only=False)
         if self.color_mode not in COLOR_MODES:
             raise ValueError(f"color_mode must be one of {COLOR_MODES}, got {self.color_mode!r}")
         unknown = [m for m in modalities if m not in MODALITIES]
@@ -153,13 +157,18 @@ class FusionNode(Node):
         for modality in self.modalities:
             self.create_subscription(
                 _MESSAGE_CLASSES[FEATURE_MESSAGE_TYPES[modality]], feature_topic(modality),
-                lambda msg, m=modality: self._on_features(m, msg), qos_profile_sensor_data)
+                lambda msg, m=modality: self._on_features(m, msg), FEATURES_QOS)
         self.create_subscription(PoseArray, TOPICS.ground_truth, self._on_ground_truth, QoSProfile(depth=10))
         self.worker: LatestBatchWorker[SyncedSet[Arrived]] = LatestBatchWorker(
             self._fuse, max_pending=max_pending, on_error=self._on_fuse_error, name="fusion_inference",
             inline_factor=inline_factor)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics, clock=self._steady)
         self.create_timer(max(self.idle_flush_s / 2, 0.01), self._flush_when_idle, clock=self._steady)
+        self.runtime = RuntimeParameters(self)  # the parameters that apply when set; the rest are read-only
+        self.runtime.add(["queue_size", "slop", "deadline", "reset_after"], self._prepare_sync)
+        self.runtime.attribute("idle_flush", self, "idle_flush_s", float)
+        self.runtime.attribute("marker_lifetime", self, "lifetime_ns", lambda value: round(float(value) * 1e9))
+        self.runtime.attribute("stale_after_s", self, "stale_after_s", float)
         self.get_logger().info(f"fusing {list(self.modalities)} with {model_path} (slop {slop} s, deadline "
                                f"{deadline} s, queue {queue_size}) -> {TOPICS.markers}, {TOPICS.joints}")
 
@@ -183,8 +192,21 @@ class FusionNode(Node):
         self.worker.close()
         super().destroy_node()
 
-    def _declare(self, name: str, default: Any, description: str) -> Any:
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+    def _declare(self, name: str, default: Any, description: str, read_only: bool = True) -> Any:
+        """Declare a parameter (read-only unless ``self.runtime`` applies it); returns its value."""
+        return self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                         read_only=read_only)).value
+
+    def _prepare_sync(self, values: dict[str, Any]):
+        """New synchroniser settings, checked (ValueError) before they apply to the next message."""
+        settings = {"queue_size": int(values["queue_size"]), "slop_s": float(values["slop"]),
+                    "deadline_s": float(values["deadline"]), "reset_after_s": float(values["reset_after"])}
+        FeatureSync(self.modalities, **settings)  # refuses what configure() would
+
+        def commit() -> None:
+            with self._lock:
+                self.sync.configure(**settings)
+        return commit
 
     # -- callbacks ---------------------------------------------------------------------------
 

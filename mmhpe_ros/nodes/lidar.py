@@ -18,7 +18,7 @@ from mmhpe_ros.data.bag_format import POINT_FIELDS
 from mmhpe_ros.geometry.background import BackgroundModel
 from mmhpe_ros.model.observe import Rig
 from mmhpe_ros.modalities import SENSOR_TOPICS
-from mmhpe_ros.nodes.rig_parameters import declare_search_region, lidar_settings
+from mmhpe_ros.nodes.rig_parameters import REGION_PARAMETERS, declare_search_region, lidar_settings, search_region
 from mmhpe_ros.nodes.sensor_node import SensorNode
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime.cloud_input import INPUT_PARAMETERS, CloudInput
@@ -32,7 +32,7 @@ class CloudNode(SensorNode):
         super().__init__(node_name, modality, **kwargs)
         topic = self.declare("input_topic", SENSOR_TOPICS[modality],
                              f"sensor_msgs/PointCloud2 of the {modality} sensor", read_only=True)
-        region = declare_search_region(self)
+        region = declare_search_region(self, settable=True)
         background = None
         if modality == "lidar":
             path = self.declare("background_file", "", "background model of the empty scene (.npz of "
@@ -44,10 +44,18 @@ class CloudNode(SensorNode):
         self.rig = Rig(self.calibration, background, lidar_settings(region))
         self.processor = CloudProcessor(modality, self.config, self.rig, self.transforms)
         self.subscribe(PointCloud2, topic, self._on_cloud)
+        self.runtime.add(REGION_PARAMETERS, lambda values: self._set_rig(
+            Rig(self.calibration, background, lidar_settings(search_region(values)))))
         self.get_logger().info(
             f"{topic} -> features of {self.model_path} in {self.calibration.base_frame} (transforms from "
             f"{self.transforms.source}); search region x {region.x}, y {region.y}, height {region.height}"
             + (f", background {path}" if background is not None else ""))
+
+    def _set_rig(self, rig: Rig):
+        """The commit of a new search region (``ros2 param set``): the next cloud uses it."""
+        def commit() -> None:
+            self.rig = self.processor.rig = rig
+        return commit
 
     def _on_cloud(self, msg: PointCloud2) -> Features | None:
         merged = self.cloud_input.read(msg)

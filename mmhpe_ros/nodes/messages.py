@@ -7,11 +7,19 @@ from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from geometry_msgs.msg import Point, Pose, PoseArray
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from mmhpe_ros.runtime.diagnostics import Status
 from mmhpe_ros.runtime.markers import SkeletonMarker
+
+# The feature topics between the sensor nodes and the fusion node: reliable on both sides (a set
+# is only as complete as its least delivered stream; a best-effort reader silently loses what a
+# busy moment drops), keep-last 10 (one second at 10 Hz: a stalled fusion node holds the sensor
+# nodes' publishers back by no more). Raw sensor inputs are subscribed with the sensor-data QoS
+# (best effort, matching drivers' best-effort and reliable publishers alike).
+FEATURES_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 NS_PER_S = 1_000_000_000
 _MARKER_TYPES = {"joints": Marker.SPHERE_LIST, "bones": Marker.LINE_LIST}

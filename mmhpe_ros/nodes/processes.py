@@ -2,7 +2,8 @@
 
 Each node is ``python -m <its module> --ros-args --params-file <file> -p name:=value ...``: the
 same parameter file and the same overrides as the composed graph
-(:func:`~mmhpe_ros.nodes.run_command.graph_overrides`). Separate processes do not share Python's
+(:func:`~mmhpe_ros.nodes.graph.graph_overrides`), which rcl applies as the composed graph's
+:func:`~mmhpe_ros.nodes.graph.node_parameters` does. Separate processes do not share Python's
 GIL, so on several cores the graph keeps up where one process cannot (docs/nodes.md, Measured).
 The sensor and fusion nodes start first; the replayer once they have subscribed their topics.
 """
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mmhpe_ros.nodes.run_command import NODE_CLASSES
+from mmhpe_ros.nodes.graph import NODES
 
 STARTUP_TIMEOUT_S = 60.0  # for every node to be up (each imports rclpy, the model, torch)
 STOP_TIMEOUT_S = 5.0  # after SIGINT, before SIGKILL
@@ -26,8 +27,7 @@ STOP_TIMEOUT_S = 5.0  # after SIGINT, before SIGKILL
 def node_command(name: str, params_path: str | Path, overrides: dict[str, Any],
                  log_level: str = "info") -> list[str]:
     """The command line that runs node ``name`` with ``params_path`` and ``overrides``."""
-    module, _ = NODE_CLASSES[name]
-    command = [sys.executable, "-m", module, "--ros-args", "--params-file", str(params_path),
+    command = [sys.executable, "-m", NODES[name].module, "--ros-args", "--params-file", str(params_path),
                "--log-level", log_level]
     for key, value in overrides.items():
         command += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML, as rcl parses -p values

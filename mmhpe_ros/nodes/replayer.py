@@ -26,6 +26,7 @@ from mmhpe_ros.runtime.replay import BagPlayer
 
 SENSOR_DATA_TOPICS = frozenset(SENSOR_TOPICS.values()) | {TOPICS.camera_image, TOPICS.camera_info}
 WAIT_POLL_S = 0.05  # how often the replayer looks for the subscribers it waits for
+RUNTIME_PARAMETERS = ("rate", "paused")  # applied when set (ros2 param set); the others are read-only
 CLOCK_QOS = QoSProfile(depth=1)  # reliable: matches best-effort time sources (rclpy, rclcpp) and reliable ones
 
 
@@ -41,7 +42,7 @@ class Replayer(Node):
         paused = self._declare("paused", False, "pause/resume playback; settable at run time")
         delay = self._declare("delay", 1.0, "seconds to wait before the first message (lets subscribers match)")
         wait_for = self.declare_parameter("wait_for_subscribers", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            description="after the delay, also wait until each of these topics has a matched subscriber (unset: "
+            read_only=True, description="after the delay, also wait until each of these topics has a matched subscriber (unset: "
                         "don't wait)")).value or []
         self._wait_timeout_s = self._declare("wait_timeout", 30.0, "seconds to wait for wait_for_subscribers; "
                                              "then playback starts anyway, with a warning")
@@ -88,7 +89,9 @@ class Replayer(Node):
         super().destroy_node()
 
     def _declare(self, name: str, default, description: str):
-        return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        """Declare a parameter; read-only except ``rate`` and ``paused``, which apply when set."""
+        return self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=name not in RUNTIME_PARAMETERS)).value
 
     def _start(self) -> None:
         """After ``delay``: start playing once every awaited topic has a subscriber (or on timeout)."""

@@ -5,7 +5,8 @@ calibration file, config/calibration.yaml or ``calibration:=FILE``): ``base_fram
 ``ground_height``, ``extrinsics.<frame>.{xyz,rpy}`` and ``intrinsics.<frame>.{width,height,k,d}``
 (:mod:`mmhpe_ros.geometry.calibration`). The frame names are the user's, so the extrinsics and
 intrinsics parameters are declared from what the node was given. All of them are read-only: a
-new calibration means restarting the node.
+new calibration means restarting the node. The search region is settable on the LiDAR and radar
+nodes (``ros2 param set``), read-only elsewhere.
 
 :class:`SensorTransforms` answers "sensor frame -> base frame" for every message: from TF when
 ``tf2_ros`` is importable (a ROS install; static transforms are cached by the buffer) and
@@ -62,16 +63,25 @@ def declare_calibration(node: Any) -> Calibration:
     return calibration_from_parameters(values, f"the calibration parameters of {node.get_fully_qualified_name()}")
 
 
-def declare_search_region(node: Any) -> SearchRegion:
-    """Declare ``search_x``, ``search_y``, ``search_height`` (read-only; defaults from
-    :class:`SearchRegion`) and return the region."""
+def declare_search_region(node: Any, settable: bool = False) -> SearchRegion:
+    """Declare ``search_x``, ``search_y``, ``search_height`` (read-only unless ``settable``: the
+    node then applies them when set; defaults from :class:`SearchRegion`) and return the region."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
     default = SearchRegion()
+    values = {name: node.declare_parameter(name, list(getattr(default, attribute)), ParameterDescriptor(
+        description=_REGION_DESCRIPTIONS[attribute], read_only=not settable)).value
+        for name, attribute in REGION_PARAMETERS.items()}
+    return search_region(values)
+
+
+def search_region(values: dict[str, Any]) -> SearchRegion:
+    """The region of the ``search_*`` parameter values; ValueError naming a malformed one."""
     bounds = {}
     for name, attribute in REGION_PARAMETERS.items():
-        value = node.declare_parameter(name, list(getattr(default, attribute)),
-                                       read_only(_REGION_DESCRIPTIONS[attribute])).value
+        value = list(values[name])
         if len(value) != 2 or not value[0] < value[1]:
-            raise ValueError(f"{name} must be [low, high] with low < high, got {list(value)}")
+            raise ValueError(f"{name} must be [low, high] with low < high, got {value}")
         bounds[attribute] = (float(value[0]), float(value[1]))
     return SearchRegion(**bounds)
 

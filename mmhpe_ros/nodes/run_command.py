@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import gc
+import signal
 import sys
 import threading
 import time
@@ -21,27 +21,12 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
-from mmhpe_ros.nodes.spin import (EXECUTOR_ENV, EXECUTORS, executor_kind, init_without_signal_handlers, make_executor,
-                                  spin_until, stop_signals_ignored)
+from mmhpe_ros.modalities import MODALITIES, TOPICS
+from mmhpe_ros.nodes.graph import NODES, graph_calibration, graph_overrides, node_parameters  # noqa: F401 (API)
+from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, bounded_cleanup, executor_kind, make_executor, spin_until
 
 HELP = "replay a bag through the sensor and fusion nodes in one process; live MPJPE and frames/s"
-SENSOR_NODES: dict[str, tuple[str, str, str]] = {  # modality -> (module, class, node name)
-    "rgb": ("mmhpe_ros.nodes.camera", "CameraNode", "camera_node"),
-    "lidar": ("mmhpe_ros.nodes.lidar", "LidarNode", "lidar_node"),
-    "mmwave": ("mmhpe_ros.nodes.mmwave", "MmwaveNode", "mmwave_node"),
-    "wifi": ("mmhpe_ros.nodes.wifi", "WifiNode", "wifi_node"),
-}
-NODE_CLASSES: dict[str, tuple[str, str]] = {  # node name -> (module, class), every node of the graph
-    **{name: (module, class_name) for module, class_name, name in SENSOR_NODES.values()},
-    "fusion_node": ("mmhpe_ros.nodes.fusion", "FusionNode"),
-    "replayer": ("mmhpe_ros.nodes.replayer", "Replayer"),
-}
 RECORD_QUEUE_DEPTH = 1000  # reliable, as the fusion publishes; deep enough for a stalled recorder not to lose any
-# Python's GIL hand-over interval for the composed process (default 5 ms). With a dozen threads
-# (executors, replayer, inference) a shorter slice lets torch's worker get the GIL back between
-# operators sooner: measured 96 -> 102 fused frames/s at x10 replay on 2 cores (docs/nodes.md).
-GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,75 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"modalities to run and fuse (default: those of --params; {', '.join(MODALITIES)})")
 
 
-def node_parameters(params: dict[str, dict[str, Any]], node_name: str, overrides: dict[str, Any]) -> list[Any]:
-    """rclpy Parameters of one node: its section of the parameter file, then ``overrides``."""
-    from rclpy.parameter import Parameter
-
-    from mmhpe_ros.runtime.params_file import parameters_for
-
-    values = {**parameters_for(params, node_name), **overrides}
-    return [Parameter(name, value=value) for name, value in values.items()]
-
-
-def graph_overrides(
-    params: dict[str, dict[str, Any]],
-    *,
-    bag: str | Path | None = None,
-    model_path: str | Path | None = None,
-    rate: float | None = None,
-    loop: bool | None = None,
-    modalities: Sequence[str] | None = None,
-    replay: bool = True,
-    calibration: dict[str, Any] | None = None,
-    extra: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """node name -> parameters that override the parameter file, for the graph's nodes in start
-    order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
-
-    Arguments that are not None override the file; ``calibration`` (flattened calibration
-    parameters, :func:`graph_calibration`) goes to the sensor and fusion nodes; ``extra`` maps
-    node name -> further overrides. With ``replay`` the sensor and fusion nodes follow the replayer's ``/clock``
-    (``use_sim_time``, as the launch file's default), so their diagnostics measure ages in bag
-    time, and the replayer starts once the enabled sensor topics and the ground truth have their
-    subscribers (``wait_for_subscribers``: nodes in other processes may take seconds to start).
-    """
-    from mmhpe_ros.runtime.params_file import parameters_for
-
-    extra = extra or {}
-    common: dict[str, Any] = dict(calibration or {})
-    if model_path is not None:
-        common["model_path"] = str(model_path)
-    if replay:
-        common["use_sim_time"] = True
-    fusion = dict(common)
-    if modalities is not None:
-        fusion["modalities"] = list(modalities)
-    fusion.update(extra.get("fusion_node", {}))
-    enabled = {**parameters_for(params, "fusion_node"), **fusion}.get("modalities", list(MODALITIES))
-    out = {name: {**common, **extra.get(name, {})}
-           for modality, (_, _, name) in SENSOR_NODES.items() if modality in enabled}
-    out["fusion_node"] = fusion
-    if replay:
-        chosen = (("bag", None if bag is None else str(bag)), ("rate", rate), ("loop", loop))
-        awaited = [SENSOR_TOPICS[m] for m in MODALITIES if m in enabled] + [TOPICS.ground_truth]
-        out["replayer"] = {**{key: value for key, value in chosen if value is not None},
-                           "wait_for_subscribers": awaited, **extra.get("replayer", {})}
-    return out
-
-
-def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[str, Any]:
-    """The calibration parameters of the graph's nodes: from ``path``, else the one the replayed bag
-    stores, else the installed config/calibration.yaml."""
-    from mmhpe_ros.data.bags import bag_calibration
-    from mmhpe_ros.geometry.calibration import calibration_parameters, load_calibration
-    from mmhpe_ros.resources import SAMPLE_BAG, default_calibration_path
-
-    if path is not None:
-        return calibration_parameters(load_calibration(path))
-    stored = bag_calibration(bag or SAMPLE_BAG)
-    return calibration_parameters(stored or load_calibration(default_calibration_path()))
-
-
 def build_graph(params_path: str | Path | None = None, **options: Any) -> list[Any]:
     """The graph's nodes in one process (replayer first, fusion last), parameters from
     ``params_path`` and ``options`` (those of :func:`graph_overrides`; without ``calibration``,
@@ -153,15 +69,18 @@ def build_graph(params_path: str | Path | None = None, **options: Any) -> list[A
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
+    from rclpy.parameter import Parameter
+
     params = load_parameter_file(params_path or default_params_path())
     if options.get("calibration") is None:
         options["calibration"] = graph_calibration(None, options.get("bag"))
     overrides = graph_overrides(params, **options)
     nodes: list[Any] = []
     for name, values in overrides.items():  # the replayer made last, so its start delay runs while nothing loads
-        module, class_name = NODE_CLASSES[name]
-        node_class = getattr(importlib.import_module(module), class_name)
-        nodes.append(node_class(parameter_overrides=node_parameters(params, name, values)))
+        spec = NODES[name]
+        node_class = getattr(importlib.import_module(spec.module), spec.class_name)
+        parameters = [Parameter(k, value=v) for k, v in node_parameters(params, name, values).items()]
+        nodes.append(node_class(parameter_overrides=parameters, use_global_arguments=False))
     if "replayer" in overrides:
         nodes.insert(0, nodes.pop())
     return nodes
@@ -174,10 +93,6 @@ class GraphSpinner:
     Not rclpy's MultiThreadedExecutor, which was measured far slower here (rclpy 9.1.2, the sample
     bag at x1: 8 of 50 frames fused and best-effort inputs lost, against 50 of 50 with a thread per
     node; docs/nodes.md).
-
-    The objects alive at the start (nodes, model, modules) are frozen out of the garbage
-    collector's full scans until :meth:`stop`: one full collection of the composed process (200 k
-    objects) stalled every node for 114 ms, longer than the fusion deadline at x2 replay.
     """
 
     def __init__(self, nodes: Sequence[Any], executor: str | None = None) -> None:
@@ -193,8 +108,6 @@ class GraphSpinner:
             thread = threading.Thread(target=self._spin, args=(spun,), name=f"spin_{node.get_name()}", daemon=True)
             self.executors.append(spun)
             self.threads.append(thread)
-        gc.collect()
-        gc.freeze()
         for thread in self.threads:
             thread.start()
         atexit.register(self.stop)  # an events executor destroyed while it spins aborts the process
@@ -220,7 +133,6 @@ class GraphSpinner:
             thread.join(timeout)
         for executor in self.executors:
             executor.shutdown()
-        gc.unfreeze()
 
 
 class Recorder:
@@ -295,14 +207,15 @@ def _message_class(msgtype: str) -> type:
 
 
 def init_composed_process() -> None:
-    """Prepare a process that composes the graph's nodes: the short GIL switch interval, and rclpy
-    without its signal handlers (SIGINT and SIGTERM raise KeyboardInterrupt in the main thread,
-    which stops the executors' threads before rclpy shuts down)."""
-    import signal
+    """Prepare a process that composes the graph's nodes: rclpy without its signal handlers, which
+    would shut the context down under callbacks still running in the executors' threads; SIGINT
+    and SIGTERM raise KeyboardInterrupt in the main thread instead, which stops the threads first."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    init_without_signal_handlers()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
 
 
 @dataclass
@@ -369,7 +282,7 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        with stop_signals_ignored():
+        with bounded_cleanup():
             if recorder is not None:
                 recorder.close()
             if spinner is not None:
@@ -411,8 +324,7 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     try:
         commands = graph_commands(params_path, overrides)
         waiting_for = set(commands) - {"replayer"}
-        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes,
-                               env={EXECUTOR_ENV: kind})  # the nodes' executor
+        graph = GraphProcesses(commands, ready=lambda: waiting_for <= watcher.nodes)
         graph.wait_until(lambda: probe.count_publishers(TOPICS.ground_truth) > 0)  # the replayer is up
         _report(args, bag_s + float(replay.get("delay", 1.0)), watcher.progress, lambda: False, graph.alive, recorder)
         if not graph.alive():
@@ -424,7 +336,7 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
         print(f"mmhpe-ros run: error: {error}", file=sys.stderr)
         code = 1
     finally:
-        with stop_signals_ignored():
+        with bounded_cleanup():
             if graph is not None:
                 graph.stop()
             if recorder is not None:

@@ -11,7 +11,8 @@ transform to the base frame is dropped too, and the diagnostics say so at ERROR 
 frames. Once a second (steady time) it publishes a diagnostic_msgs/DiagnosticArray with each
 input's rate, age and counters.
 
-Features are published RELIABLE (depth 10), which matches reliable and best-effort subscribers.
+Features are published with ``messages.FEATURES_QOS`` (reliable, keep-last 10), as the fusion node
+subscribes them. Parameters are read-only except those ``self.runtime`` applies when set.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from mmhpe_ros.geometry.calibration import MissingTransformError
 from mmhpe_ros.modalities import TOPICS
-from mmhpe_ros.nodes.messages import diagnostic_array
+from mmhpe_ros.nodes.messages import FEATURES_QOS, diagnostic_array
+from mmhpe_ros.nodes.parameters import RuntimeParameters
 from mmhpe_ros.nodes.rig_parameters import SensorTransforms, declare_calibration
 from mmhpe_ros.resources import default_model_path
 from mmhpe_ros.runtime import codecs
@@ -37,7 +39,6 @@ from mmhpe_ros.runtime.diagnostics import Level, Status, StreamMonitor, stream_s
 from mmhpe_ros.runtime.features import FEATURE_MESSAGE_TYPES, feature_topic, features_message
 from mmhpe_ros.runtime.sensors import Features, model_config
 
-FEATURES_QOS = QoSProfile(depth=10)  # reliable
 DIAGNOSTICS_QOS = QoSProfile(depth=10)
 DIAGNOSTICS_PERIOD_S = 1.0
 ERROR_LOG_PERIOD_S = 5.0  # at most one error log line per input per this many seconds
@@ -78,7 +79,9 @@ class SensorNode(Node):
                               "for frames TF does not know, the calibration parameters)", read_only=True)
         self.transforms = SensorTransforms(self, self.calibration, use_tf)
         self.stale_after_s = self.declare("stale_after_s", 1.0, "diagnostics report an input STALE after "
-                                          "this many seconds without a message")
+                                          "this many seconds without a message", read_only=False)
+        self.runtime = RuntimeParameters(self)  # the parameters that apply when set; the rest are read-only
+        self.runtime.attribute("stale_after_s", self, "stale_after_s", float)
         self.types = codecs.rclpy_types()
         self.inputs: dict[str, InputCounters] = {}
         self._publisher = self.create_publisher(
@@ -89,8 +92,9 @@ class SensorNode(Node):
 
     # -- helpers for subclasses --------------------------------------------------------------
 
-    def declare(self, name: str, default: Any, description: str, read_only: bool = False) -> Any:
-        """Declare a parameter with its description; returns its value."""
+    def declare(self, name: str, default: Any, description: str, read_only: bool = True) -> Any:
+        """Declare a parameter with its description (read-only unless ``self.runtime`` applies it);
+        returns its value."""
         descriptor = ParameterDescriptor(description=description, read_only=read_only)
         return self.declare_parameter(name, default, descriptor).value
 

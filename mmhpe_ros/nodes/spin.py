@@ -1,16 +1,26 @@
-"""Executors and the one ``main()`` body every node executable shares: init, spin, clean shutdown.
+"""The one ``main()`` body every node executable shares, and the executors of `mmhpe-ros run`.
 
-The executor is rclpy's EventsExecutor where rclpy has it (Kilted and later), else its
-SingleThreadedExecutor. The events executor dispatches from C++ with no wait set to rebuild per
-callback: the WiFi node's 1,000 CSI packets/s at x10 replay then leave time for the rest of a
-one-process graph (docs/nodes.md, Measured). ``$MMHPE_ROS_EXECUTOR`` (``events`` or ``single``)
-or ``mmhpe-ros run --executor`` choose one.
+A node process is the plain rclpy idiom: ``rclpy.init()``, ``rclpy.spin(node)`` until Ctrl-C,
+SIGTERM or an external shutdown (``KeyboardInterrupt`` / ``ExternalShutdownException``), then
+``destroy_node()`` and ``rclpy.try_shutdown()``, then ``os._exit``. That clean-up is bounded
+(:func:`bounded_cleanup`): a stop signal more than ``STOP_GRACE_S`` after it began ends the
+process at once, and after ``cleanup_timeout_s()`` (``$MMHPE_ROS_CLEANUP_TIMEOUT_S``, default
+5 s) the process ends whatever it is stuck in (DDS clean-up has been seen to hang for minutes
+with SIGINT and SIGTERM ignored).
+
+`mmhpe-ros run` composes the nodes in one process, one executor per node in a thread of its own
+(run_command.GraphSpinner): rclpy's EventsExecutor where rclpy has it (Kilted and later), else its
+SingleThreadedExecutor; ``--executor`` or ``$MMHPE_ROS_EXECUTOR`` choose.
 """
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import os
 import signal
+import sys
 import time
+import traceback
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -20,8 +30,99 @@ if TYPE_CHECKING:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; what ros2 launch sends after SIGINT
 EXECUTORS = ("events", "single")
 EXECUTOR_ENV = "MMHPE_ROS_EXECUTOR"
+CLEANUP_TIMEOUT_ENV = "MMHPE_ROS_CLEANUP_TIMEOUT_S"
+CLEANUP_TIMEOUT_S = 5.0  # ros2 launch sends SIGTERM 5 s after SIGINT, SIGKILL 5 s later
+STOP_GRACE_S = 1.0  # a stop signal sooner than this after the clean-up began is the same request again
 SPIN_PERIOD_S = 0.1  # how long one spin_once() may wait, so a stop request is seen this soon
 
+
+def cleanup_timeout_s() -> float:
+    """``$MMHPE_ROS_CLEANUP_TIMEOUT_S`` if set (> 0), else ``CLEANUP_TIMEOUT_S``."""
+    try:
+        value = float(os.environ.get(CLEANUP_TIMEOUT_ENV, CLEANUP_TIMEOUT_S))
+    except ValueError:
+        return CLEANUP_TIMEOUT_S
+    return value if value > 0 else CLEANUP_TIMEOUT_S
+
+
+@contextmanager
+def bounded_cleanup(timeout_s: float | None = None, grace_s: float = STOP_GRACE_S) -> Iterator[None]:
+    """A clean-up that cannot keep the process alive: a SIGINT/SIGTERM more than ``grace_s`` after
+    it began exits at once (``os._exit(128 + signal)``; sooner it is the same Ctrl-C again, as a
+    terminal and ros2 launch both send one), and after ``timeout_s`` faulthandler's watchdog (a C
+    thread: it works while the main thread is stuck in C code holding the GIL) prints every
+    thread's stack and exits with status 1. Main thread only."""
+    timeout_s = cleanup_timeout_s() if timeout_s is None else timeout_s
+    began = time.monotonic()
+
+    def on_stop_signal(signum: int, frame: Any) -> None:
+        if time.monotonic() - began > grace_s:
+            os.write(2, f"clean-up interrupted by signal {signum}: exiting now\n".encode())
+            os._exit(128 + signum)
+
+    previous = {signum: signal.signal(signum, on_stop_signal) for signum in STOP_SIGNALS}
+    faulthandler.dump_traceback_later(timeout_s, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is on_stop_signal:  # rclpy's shutdown may have restored its own
+                signal.signal(signum, handler)
+
+
+def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, exit_process: bool = True) -> int:
+    """Run one node until Ctrl-C, SIGTERM or an external shutdown, then destroy it and shut rclpy
+    down within :func:`bounded_cleanup`'s bounds; then end the process (``exit_process``) with
+    ``os._exit``: 0, or 1 if the node failed (its traceback printed). Interpreter shutdown is
+    skipped: it ran library exit handlers that were seen to hang for more than 5 s after a clean
+    ``destroy_node()``. Returns the status instead without ``exit_process``.
+
+    ``rclpy.init()``/``try_shutdown()`` rather than ``with rclpy.init()``, which Humble and Jazzy
+    lack.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    code = 0
+    node: Node | None = None
+    try:
+        try:
+            rclpy.init(args=args)
+            executor = SingleThreadedExecutor()  # before the node: a Ctrl-C once it is up cannot cut this short
+            node = make_node()
+            rclpy.spin(node, executor)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:  # noqa: BLE001 - reported, then the clean-up still runs
+            traceback.print_exc()
+            code = 1
+        with bounded_cleanup():
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+    except KeyboardInterrupt:  # a second Ctrl-C before the clean-up's own handlers were in place
+        pass
+    if exit_process:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Flush Python's and C's output buffers, then end the process at once (no exit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+    os._exit(code)
+
+
+# -- executors of the composed graph (`mmhpe-ros run`) ------------------------------------------
 
 def events_executor_available() -> bool:
     try:
@@ -64,92 +165,3 @@ def spin_until(executor: Any, stop: Callable[[], bool]) -> None:
     """
     while not stop() and executor.context.ok():
         executor.spin_once(timeout_sec=SPIN_PERIOD_S)
-
-
-def init_without_signal_handlers(args: list[str] | None = None) -> None:
-    """``rclpy.init()`` without rclpy's SIGINT/SIGTERM handlers, which shut the context down under
-    callbacks still running (each then fails to publish, and the events executor logs it as FATAL).
-    The caller stops the executors first, then shuts rclpy down."""
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-
-
-@contextmanager
-def stop_signals_ignored() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored while a graph shuts down, so that another Ctrl-C cannot cut the
-    clean-up short (an executor destroyed while it spins aborts the process). Every step of the
-    clean-up has a timeout. Main thread only."""
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class StopRequest:
-    """Set by SIGINT or SIGTERM, which then interrupt nothing: the spin loop sees it after the running
-    callback. A signal more than ``FORCE_AFTER_S`` after the first raises KeyboardInterrupt, for a
-    node stuck in a callback; sooner it is the same request again (Ctrl-C reaches every process of
-    the terminal's group, and ros2 launch or `mmhpe-ros run --processes` send SIGINT as well)."""
-
-    FORCE_AFTER_S = 2.0
-
-    def __init__(self) -> None:
-        self.requested_at: float | None = None
-        self.wake: Callable[[], None] | None = None  # the executor's, so it stops waiting at once
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._on_signal)
-
-    @property
-    def requested(self) -> bool:
-        return self.requested_at is not None
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        now = time.monotonic()
-        if self.requested_at is not None:
-            if now - self.requested_at > self.FORCE_AFTER_S:
-                raise KeyboardInterrupt
-            return
-        self.requested_at = now
-        if self.wake is not None:
-            self.wake()
-
-
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Run one node until Ctrl-C, SIGTERM or an external shutdown, then destroy it and shut rclpy down.
-
-    ``rclpy.init()``/``try_shutdown()`` rather than ``with rclpy.init()``, which Humble and Jazzy
-    lack.
-    """
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
-    try:
-        kind = executor_kind()
-    except ValueError as error:
-        raise SystemExit(f"{getattr(make_node, '__name__', 'node')}: {error}") from None
-    init_without_signal_handlers(args)
-    stop = StopRequest()
-    node: Node | None = None
-    executor: Any = None
-    try:
-        executor = make_executor(kind)
-        stop.wake = executor.wake
-        node = make_node()
-        executor.add_node(node)
-        spin_until(executor, lambda: stop.requested)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():  # a real error; not a callback cut short by an external shutdown
-            raise
-    finally:
-        with stop_signals_ignored():
-            if executor is not None:
-                executor.shutdown()
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
