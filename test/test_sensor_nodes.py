@@ -422,13 +422,18 @@ def test_a_model_without_the_modality_is_refused(ros, tmp_path):
         WifiNode(parameter_overrides=[Parameter("model_path", value=str(path))])
 
 
-def test_calibration_parameters_are_read_only(start):
+def test_calibration_parameters_are_read_only_and_the_search_region_settable(start):
     node = start(LidarNode)
-    for name in ("base_frame", "ground_height", "extrinsics.lidar.xyz", "extrinsics.radar.rpy", "search_x"):
+    for name in ("base_frame", "ground_height", "extrinsics.lidar.xyz", "extrinsics.radar.rpy"):
         assert node.describe_parameter(name).read_only, name
     result = node.set_parameters([Parameter("extrinsics.lidar.xyz", value=[0.0, 0.0, 0.0])])[0]
     assert not result.successful
     np.testing.assert_allclose(node.calibration.to_base("lidar").translation, LIDAR_MOUNT[0])
+    rng = np.random.default_rng(13)
+    scan = to_sensor(np.vstack([person(3.0, 0.5, rng), floor(rng)]), LIDAR_MOUNT)
+    assert node.processor.process_points(scan, STAMP_NS, "lidar").present
+    assert node.set_parameters([Parameter("search_x", value=[4.0, 10.0])])[0].successful
+    assert not node.processor.process_points(scan, STAMP_NS, "lidar").present  # the person at x = 3 m is outside
 
 
 NODES = {"camera_node": CameraNode, "lidar_node": LidarNode, "mmwave_node": MmwaveNode, "wifi_node": WifiNode}
@@ -440,13 +445,14 @@ def test_nodes_start_from_config_fusion_yaml_and_declare_every_parameter_it_sets
     from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for
 
     sections = load_parameter_file(SOURCE_ROOT / "config" / "fusion.yaml")
-    assert sections.get(name), f"config/fusion.yaml has no {name} section"
+    own = sections.get(f"/**/{name}")
+    assert own, f"config/fusion.yaml has no /**/{name} section"
     parameters = parameters_for(sections, name)  # its own section and what every node gets (/**)
     parameters.pop("model_path")  # the shipped model may not exist yet; the fixture's model is used
     node = start(NODES[name], **parameters)
     assert node.get_name() == name
     # its own section's parameters all, the /** ones where the node uses them (the others are ignored, as rcl does)
-    declared = set(sections[name]) - {"model_path"}
+    declared = set(own) - {"model_path"}
     if name in ("lidar_node", "mmwave_node"):
         declared |= set(sections["/**"])
     for parameter in sorted(declared):
