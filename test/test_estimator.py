@@ -17,7 +17,7 @@ from mmhpe_ros.model.observe import RADAR_POINTS, empty_observation  # noqa: E40
 from mmhpe_ros.model.pose_model import PoseModel  # noqa: E402
 from mmhpe_ros.runtime.estimator import PoseEstimator  # noqa: E402
 
-from rig_scenes import person, rot_z  # noqa: E402
+from hand_geometry import person, rot_z  # noqa: E402
 
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=32, mmwave_points=8, csi_width=8)
 
@@ -123,7 +123,7 @@ def test_moved_sensors_with_their_calibration_give_the_joints_of_unmoved_ones(mo
     from mmhpe_ros.model.observe import Rig
     from mmhpe_ros.runtime.sensors import CloudProcessor
 
-    from rig_scenes import LIDAR_MOUNT, RADAR_MOUNT, floor, to_sensor
+    from hand_geometry import LIDAR_MOUNT, RADAR_MOUNT, floor, to_sensor
 
     rng = np.random.default_rng(3)
     scan = np.vstack([person(2.8, -0.6, rng, points=800), floor(rng, 1000)])

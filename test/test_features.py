@@ -12,7 +12,7 @@ from mmhpe_ros.model.observe import RADAR_POINTS, Rig, observe_modality
 from mmhpe_ros.runtime import codecs, features
 from mmhpe_ros.runtime.codecs import CodecError
 
-from rig_scenes import BASE, floor, person
+from hand_geometry import BASE, floor, person
 
 CONFIG = ModelConfig(lidar_points=128, mmwave_points=16)
 ROSBAGS = codecs.rosbags_types()

@@ -34,7 +34,7 @@ from mmhpe_ros.runtime.features import feature_topic, features_message  # noqa: 
 from mmhpe_ros.runtime.markers import MODALITY_COUNT_COLORS  # noqa: E402
 from mmhpe_ros.runtime.params_file import load_parameter_file, parameters_for  # noqa: E402
 
-from rig_scenes import LIDAR_MOUNT, RADAR_MOUNT, floor, person, rpy_matrix, to_sensor  # noqa: E402
+from hand_geometry import LIDAR_MOUNT, RADAR_MOUNT, floor, person, rpy_matrix, to_sensor  # noqa: E402
 
 ROS_DOMAIN_ID = lease_domain()
 CONFIG = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=64, mmwave_points=16)

@@ -32,7 +32,7 @@ from mmhpe_ros.runtime.codecs import POINT_FIELD_DTYPES, CodecError
 from mmhpe_ros.runtime.features import read_features
 from mmhpe_ros.runtime.sensors import CloudProcessor, CsiProcessor, KeypointProcessor
 
-from rig_scenes import LIDAR_MOUNT, calibration_parameters, floor, person, to_sensor
+from hand_geometry import LIDAR_MOUNT, calibration_parameters, floor, person, to_sensor
 
 CONFIG = ModelConfig(lidar_points=64, mmwave_points=16)
 # The fuzzed messages' frame "f" and the LiDAR's frame have extrinsics: decoding goes all the way

@@ -30,7 +30,7 @@ from mmhpe_ros.nodes.wifi import WifiNode  # noqa: E402
 from mmhpe_ros.runtime import codecs  # noqa: E402
 from mmhpe_ros.runtime.features import feature_topic, features_present, read_features  # noqa: E402
 
-from rig_scenes import (  # noqa: E402
+from hand_geometry import (  # noqa: E402
     BASE, CAMERA_MOUNT, LIDAR_MOUNT, RADAR_MOUNT, calibration_parameters, floor, intrinsics_parameters,
     nearest_distance, person, pinhole_rays, rpy_matrix, to_sensor,
 )

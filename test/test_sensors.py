@@ -1,6 +1,6 @@
 """Sensor processors: the messages the bags carry -> what each modality observed, in the base frame.
 
-Expected values are computed here by hand from the scene's known geometry (rig_scenes: mounts as
+Expected values are computed here by hand from the scene's known geometry (hand_geometry: mounts as
 hand-written rotation matrices, a pinhole projection), not by the production code."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from mmhpe_ros.runtime import codecs
 from mmhpe_ros.runtime.codecs import CodecError
 from mmhpe_ros.runtime.sensors import CloudProcessor, CsiProcessor, KeypointProcessor, model_config
 
-from rig_scenes import (
+from hand_geometry import (
     BASE, CAMERA_MOUNT, LIDAR_MOUNT, RADAR_MOUNT, floor, nearest_distance, person, pinhole_rays, rpy_matrix,
     to_sensor,
 )

@@ -1,6 +1,6 @@
-"""Scenes with known geometry for the node and runtime tests: a person-shaped cloud, sensor mounts
-as hand-written rotation matrices (independent of scipy and of geometry.transforms), and the
-calibration a node receives as parameters.
+"""Scenes of known geometry for the node and runtime tests, written out by hand: a person-shaped
+cloud, sensor mounts as hand-written rotation matrices (independent of scipy and of
+geometry.transforms), and the calibration a node receives as parameters.
 
 Conventions (REP 103 base frame: x forward, y left, z up; camera optical frame: z forward, x
 right, y down). A mount maps sensor-frame points into the base frame: ``p_base = R @ p + t``.
