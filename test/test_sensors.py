@@ -287,7 +287,7 @@ def test_agrees_with_sensor_msgs_py():
     msg = encode_points(types, codecs.make_header(types, STAMP_NS, BASE), "mmwave", raw)
     theirs = point_cloud2.read_points_numpy(msg, field_names=["x", "y", "z", "velocity", "intensity"])
     got = CloudProcessor("mmwave", CONFIG, rig()).process(msg).arrays
-    np.testing.assert_array_equal(got["mmwave_points"][:100], theirs)
+    np.testing.assert_array_equal(got["mmwave_points"][:100], theirs.astype(np.float32))  # features are float32
 
 
 # -- CSI ---------------------------------------------------------------------------------------------
