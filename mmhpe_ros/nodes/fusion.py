@@ -272,7 +272,8 @@ class FusionNode(Node):
                 torch.set_num_threads(self.torch_threads)
         estimate = self.estimator.predict_batch(
             [{m: a.arrays for m, a in synced.messages.items()} for synced in batch])
-        self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
+        if estimate.person.any():  # nobody anywhere: the model did not run
+            self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
         model_modalities = self.estimator.config.modalities
         for synced, joints, person, present in zip(batch, estimate.joints, estimate.person, estimate.present):
             used = tuple(m for m, p in zip(model_modalities, present) if p)
