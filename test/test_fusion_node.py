@@ -357,26 +357,3 @@ def test_bad_parameters_are_refused(graph):
         start(confidence_range_mm=[40.0])
     with pytest.raises(ValueError, match="search_x"):
         start(search_x=[3.0, 1.0])
-
-
-def test_inference_backlog_is_taken_as_one_batch():
-    import threading
-
-    from mmhpe_ros.runtime.worker import LatestBatchWorker
-
-    gate, calls = threading.Event(), []
-
-    def work(batch):
-        gate.wait(5)
-        calls.append(list(batch))
-
-    worker = LatestBatchWorker(work, max_pending=3)
-    worker.submit(0)
-    while not worker._busy:  # item 0 is being worked on
-        time.sleep(0.001)
-    for item in range(1, 6):  # 1 and 2 are dropped: at most 3 wait
-        worker.submit(item)
-    gate.set()
-    assert worker.join_idle(5)
-    worker.close()
-    assert calls == [[0], [3, 4, 5]] and worker.dropped == 2
