@@ -29,10 +29,12 @@ import numpy as np
 import torch
 import yaml
 
-from mmhpe_ros.data.frames import Frame, SequenceKey
+from mmhpe_ros.data.frames import Frame
+from mmhpe_ros.data.rigs import RigCatalogue
 from mmhpe_ros.model.awc import diagonal_fisher
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.inputs import prepare_inputs
+from mmhpe_ros.train.augment import BodyFrameBatches
 from mmhpe_ros.train.config import TrainConfig
 from mmhpe_ros.train.data import PoseDataset
 from mmhpe_ros.train.trainer import Trainer
@@ -45,17 +47,22 @@ ARCHITECTURES = {
 }
 
 
-def frames(count: int, seed: int) -> list[Frame]:
-    """Frames with MM-Fi-sized arrays (values random: speed does not depend on them)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(count):
-        joints = rng.normal(0, 0.3, (17, 3))
-        data = {"rgb": rng.uniform(0, 640, (17, 2)), "lidar": rng.normal(size=(int(rng.integers(300, 1500)), 3)),
-                "mmwave": rng.normal(size=(int(rng.integers(10, 80)), 5)),
-                "wifi": rng.uniform(0, 1, (2, 3, 114, 10))}
-        out.append(Frame(SequenceKey("E01", "S01", "A02"), i, joints, data))
-    return out
+def frames(count: int, seed: int) -> tuple[list[Frame], RigCatalogue]:
+    """``count`` generated MM-Fi frames (one sequence of `mmhpe-ros synth`'s simulator: a person in
+    a room, every modality in its sensor's frame) and the rig that recorded them."""
+    from mmhpe_ros.data.synth.sequence import simulate_sequence
+    from mmhpe_ros.data.synth.writer import empty_room_background
+
+    data = simulate_sequence("S01", "A02", count, seed)
+    out = [Frame(data.key, i, data.joints[i], {
+        "rgb": data.rgb[i], "lidar": data.lidar[i], "mmwave": data.mmwave[i],
+        "wifi": np.stack([data.csi_amplitude[i], data.csi_phase[i]])}) for i in range(count)]
+    return out, RigCatalogue.single(data.calibration, empty_room_background(data.key.environment, seed))
+
+
+def dataset(count: int, seed: int, model_config: ModelConfig, augment: bool) -> PoseDataset:
+    source, rigs = frames(count, seed)
+    return PoseDataset(source, model_config, rigs=rigs, transform=BodyFrameBatches(model_config, augment=augment))
 
 
 def main() -> None:
@@ -77,8 +84,8 @@ def main() -> None:
                              device=args.device, output_dir=str(Path(tmp) / "run"), progress=False,
                              tensorboard=False, model={k: v for k, v in model_config.to_dict().items()
                                                        if k not in ("modalities", "modality_dropout")})
-        data = (PoseDataset(frames(args.frames, 0), model_config),
-                PoseDataset(frames(args.shapley_batches * args.batch, 1), model_config))
+        data = (dataset(args.frames, 0, model_config, augment=True),
+                dataset(args.shapley_batches * args.batch, 1, model_config, augment=False))
         trainer = Trainer(config, datasets=data)
         trainer.train_epoch(0)  # warm-up (allocations, first AWC update)
         start = time.perf_counter()
@@ -93,7 +100,8 @@ def main() -> None:
         fisher_per_sample = (time.perf_counter() - start) / sum(len(b["joints"]) for b in fisher_batches)
 
     model = trainer.model.eval()
-    sample = prepare_inputs(frames(1, 2)[0].data, model_config)
+    source, rigs = frames(1, 2)
+    sample, _ = prepare_inputs(source[0].data, rigs.rig(source[0].key), model_config)
     inputs = {k: torch.from_numpy(v)[None].to(args.device) for k, v in sample.items()}
     latencies = []
     with torch.no_grad():

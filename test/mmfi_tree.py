@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from scipy.io import savemat
@@ -32,19 +33,22 @@ def ground_truth(key: SequenceKey, frames: int = FRAMES) -> np.ndarray:
     return rng.normal(size=(frames, 17, 3))
 
 
+def write_sequence(root: Path, key: SequenceKey, truth: np.ndarray, frames: Sequence[dict[str, np.ndarray]]) -> None:
+    """One sequence's files in the MM-Fi layout: ``truth`` (F, 17, 3) and each frame's arrays."""
+    sequence = root / key.environment / key.subject / key.action
+    for folder in ("rgb", "lidar", "mmwave", "wifi-csi"):
+        (sequence / folder).mkdir(parents=True)
+    np.save(sequence / "ground_truth.npy", truth)
+    for index, arrays in enumerate(frames):
+        name = f"frame{index + 1:03d}"
+        np.save(sequence / "rgb" / f"{name}.npy", arrays["rgb"])
+        np.asarray(arrays["lidar"], dtype=np.float64).tofile(sequence / "lidar" / f"{name}.bin")
+        np.asarray(arrays["mmwave"], dtype=np.float64).tofile(sequence / "mmwave" / f"{name}.bin")
+        savemat(sequence / "wifi-csi" / f"{name}.mat", {"CSIamp": arrays["wifi"][0], "CSIphase": arrays["wifi"][1]})
+
+
 def write_tree(root: Path, keys=KEYS, frames: int = FRAMES) -> Path:
     """Write ``keys`` in the MM-Fi layout with every modality of :func:`expected_frame`."""
     for key in keys:
-        sequence = root / key.environment / key.subject / key.action
-        for folder in ("rgb", "lidar", "mmwave", "wifi-csi"):
-            (sequence / folder).mkdir(parents=True)
-        np.save(sequence / "ground_truth.npy", ground_truth(key, frames))
-        for index in range(frames):
-            arrays = expected_frame(key, index)
-            name = f"frame{index + 1:03d}"
-            np.save(sequence / "rgb" / f"{name}.npy", arrays["rgb"])
-            arrays["lidar"].tofile(sequence / "lidar" / f"{name}.bin")
-            arrays["mmwave"].tofile(sequence / "mmwave" / f"{name}.bin")
-            savemat(sequence / "wifi-csi" / f"{name}.mat",
-                    {"CSIamp": arrays["wifi"][0], "CSIphase": arrays["wifi"][1]})
+        write_sequence(root, key, ground_truth(key, frames), [expected_frame(key, i) for i in range(frames)])
     return root

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mmfi_tree import write_tree  # noqa: E402
+from rig_scene import write_rig_tree as write_tree  # noqa: E402
 
 from mmhpe_ros.cli import main  # noqa: E402
 from mmhpe_ros.data.frames import SequenceKey  # noqa: E402

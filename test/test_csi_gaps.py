@@ -7,7 +7,9 @@ import torch
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.csi import drop_csi_packets, fill_csi_gaps
 from mmhpe_ros.model.encoders import CsiEncoder
-from mmhpe_ros.model.inputs import WIFI_MASK, normalise_csi_amplitude, prepare_modality, sanitise_csi_phase
+from mmhpe_ros.geometry.calibration import Calibration
+from mmhpe_ros.model.inputs import WIFI_MASK, normalise_csi_amplitude, prepare_csi, sanitise_csi_phase
+from mmhpe_ros.model.observe import Rig, observe_modality
 
 CONFIG = ModelConfig()
 
@@ -54,7 +56,7 @@ def test_prepared_wifi_fills_the_missing_packet_before_normalising():
     csi = _window(np.random.default_rng(3))
     holed = csi.copy()
     holed[..., 4] = np.nan
-    arrays, present = prepare_modality("wifi", holed, CONFIG)
+    arrays, present = prepare_csi(holed, CONFIG)
     assert present and arrays[WIFI_MASK].tolist() == [k != 4 for k in range(10)]
     # the oracle: amplitude interpolated by hand, then MM-Fi's normalisation over the whole block
     amplitude = csi[0].copy()
@@ -64,8 +66,14 @@ def test_prepared_wifi_fills_the_missing_packet_before_normalising():
     phase[..., 4] = (phase[..., 3] + phase[..., 5]) / 2
     np.testing.assert_allclose(arrays["wifi"][1], phase * CONFIG.csi_phase_scale, atol=1e-6)
     assert arrays["wifi"][0][..., 4].min() > 0.05  # was 0 (the block's minimum) before gaps were filled
-    complete, _ = prepare_modality("wifi", csi, CONFIG)
+    complete, _ = prepare_csi(csi, CONFIG)
     assert complete[WIFI_MASK].all()
+    observed, seen = observe_modality("wifi", holed, Rig(Calibration()), CONFIG)  # what the WiFi node runs
+    assert seen and observed.keys() == arrays.keys()
+    for key in arrays:
+        np.testing.assert_array_equal(observed[key], arrays[key])
+    nothing, seen = observe_modality("wifi", np.full_like(csi, np.nan), Rig(Calibration()), CONFIG)
+    assert not seen and not nothing["wifi"].any() and not nothing[WIFI_MASK].any()
 
 
 def test_packet_dropout_fills_and_marks_one_measured_packet():

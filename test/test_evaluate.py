@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mmfi_tree import write_tree  # noqa: E402
+from rig_scene import RigFrames, person_frame, rigs, write_rig_tree  # noqa: E402
 
 from mmhpe_ros.cli import main  # noqa: E402
 from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
@@ -21,6 +21,7 @@ from mmhpe_ros.modalities import MODALITIES  # noqa: E402
 from mmhpe_ros.model.checkpoint import save_model  # noqa: E402
 from mmhpe_ros.model.config import ModelConfig  # noqa: E402
 from mmhpe_ros.model.pose_model import PoseModel  # noqa: E402
+from mmhpe_ros.train.augment import BodyFrameBatches  # noqa: E402
 from mmhpe_ros.train.data import PoseDataset  # noqa: E402
 from mmhpe_ros.train.evaluate import ActionLabelled, Evaluation, evaluate, subset_name  # noqa: E402
 
@@ -29,28 +30,27 @@ TINY = ModelConfig(feature_dim=8, hidden_dim=16, lidar_points=16, mmwave_points=
 FULL = subset_name(MODALITIES)
 
 
-def make_frames(count: int = 20, seed: int = 0, missing: bool = True) -> list[Frame]:
+def make_frames(count: int = 20, seed: int = 0, missing: bool = True) -> RigFrames:
     """Frames of two actions; if ``missing``, WiFi missing in every 4th frame, radar in every 5th."""
-    rng = np.random.default_rng(seed)
-    frames = []
+    frames = RigFrames()
     for i in range(count):
-        joints = rng.normal(0, 0.3, (17, 3))
-        data = {
-            "rgb": 320 + 200 * joints[:, :2],
-            "lidar": np.repeat(joints, 2, axis=0) + rng.normal(0, 0.02, (34, 3)),
-            "mmwave": np.hstack([joints[:5], rng.normal(size=(5, 2))]),
-            "wifi": rng.uniform(0, 1, (2, 3, 114, 10)),
-        }
+        frame = person_frame(SequenceKey("E01", f"S{seed + 1:02d}", "A02"), i)
+        frame.key = SequenceKey("E01", "S01", "A02" if i % 2 else "A03")
         if missing and i % 4 == 1:
-            del data["wifi"]
+            del frame.data["wifi"]
         if missing and i % 5 == 2:
-            del data["mmwave"]
-        frames.append(Frame(SequenceKey("E01", "S01", "A02" if i % 2 else "A03"), i, joints, data))
+            del frame.data["mmwave"]
+        frames.append(frame)
     return frames
 
 
-def loader(frames: list[Frame], batch_size: int = 6) -> DataLoader:
-    return DataLoader(ActionLabelled(PoseDataset(frames, TINY)), batch_size=batch_size)
+def dataset(frames: RigFrames, config: ModelConfig = TINY) -> PoseDataset:
+    """The frames as evaluation sees them: centred on the person, targets in their body frame."""
+    return PoseDataset(frames, config, rigs=rigs(), transform=BodyFrameBatches(config))
+
+
+def loader(frames: RigFrames, batch_size: int = 6) -> DataLoader:
+    return DataLoader(ActionLabelled(dataset(frames)), batch_size=batch_size)
 
 
 def model(seed: int = 0) -> PoseModel:
@@ -181,7 +181,7 @@ def saved(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("evaluate")
     keys = (SequenceKey("E01", "S01", "A02"), SequenceKey("E01", "S02", "A02"), SequenceKey("E01", "S03", "A02"),
             SequenceKey("E01", "S05", "A02"), SequenceKey("E01", "S05", "A03"))
-    tree = write_tree(root / "tree", keys, frames=3)
+    tree = write_rig_tree(root / "tree", keys, frames=3)
     card = {"training_data": {"source": str(tree), "protocol": "P1", "setting": "S2", "split_seed": 0}}
     return save_model(root / "model.safetensors", model(), card), tree
 
@@ -282,7 +282,7 @@ def test_command_errors_exit_2(saved: tuple[Path, Path], tmp_path: Path, capsys)
 def test_a_one_modality_model_has_one_subset(frames: list[Frame], tmp_path: Path) -> None:
     config = ModelConfig(modalities=("lidar",), feature_dim=8, hidden_dim=16, lidar_points=16)
     torch.manual_seed(0)
-    batches = DataLoader(ActionLabelled(PoseDataset(frames, config)), batch_size=8)
+    batches = DataLoader(ActionLabelled(dataset(frames, config)), batch_size=8)
     result = evaluate(PoseModel(config), batches)
     assert [s.name for s in result.overall()] == ["lidar"] and result.overall()[0].frames == len(frames)
     paths = result.write(tmp_path)

@@ -8,29 +8,35 @@ import numpy as np
 import pytest
 import torch
 
+import sys
+from pathlib import Path
+
+from mmhpe_ros.geometry.calibration import Calibration, MissingTransformError
 from mmhpe_ros.model.checkpoint import CheckpointError, card_path, load_model, save_model
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.fusion import modality_dropout
 from mmhpe_ros.model.inputs import input_shapes, normalise_csi_amplitude, prepare_inputs, sanitise_csi_phase
+from mmhpe_ros.model.observe import Rig, resample_points
 from mmhpe_ros.model.pose_model import PoseModel
-from mmhpe_ros.modalities import IMAGE_HEIGHT, IMAGE_WIDTH, MODALITIES
+from mmhpe_ros.modalities import MODALITIES
 from mmhpe_ros.skeleton import JOINTS
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rig_scene import CAMERA, keypoints_3d, person_joints, rig_calibration, sensor_data  # noqa: E402
 
 torch.set_num_threads(1)
 SMALL = dict(feature_dim=16, hidden_dim=32, lidar_points=64, mmwave_points=8)
+CALIBRATION = rig_calibration()
+RIG = Rig(CALIBRATION)
 
 
-def raw_frame(rng: np.random.Generator, lidar: int = 300, radar: int = 5) -> dict[str, np.ndarray]:
-    return {
-        "rgb": rng.uniform(0, 480, (17, 2)),
-        "lidar": rng.normal(size=(lidar, 3)),
-        "mmwave": rng.normal(size=(radar, 5)),
-        "wifi": rng.uniform(0.5, 30, (2, 3, 114, 10)),
-    }
+def raw_frame(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One frame of a person in front of :data:`RIG`, every modality in its sensor's frame."""
+    return sensor_data(person_joints(rng), CALIBRATION, rng)
 
 
 def batch_of(config: ModelConfig, frames: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
-    prepared = [prepare_inputs(f, config) for f in frames]
+    prepared = [prepare_inputs(f, RIG, config)[0] for f in frames]
     return {k: torch.as_tensor(np.stack([p[k] for p in prepared])) for k in prepared[0]}
 
 
@@ -40,54 +46,89 @@ def batch_of(config: ModelConfig, frames: list[dict[str, np.ndarray]]) -> dict[s
 def test_prepare_inputs_shapes_dtypes_and_determinism() -> None:
     config = ModelConfig(**SMALL)
     data = raw_frame(np.random.default_rng(0))
-    first, second = prepare_inputs(data, config), prepare_inputs({k: v.copy() for k, v in data.items()}, config)
+    (first, body), (second, again) = (prepare_inputs(data, RIG, config),
+                                      prepare_inputs({k: v.copy() for k, v in data.items()}, RIG, config))
     assert set(first) == set(input_shapes(config))
     for key, (shape, dtype) in input_shapes(config).items():
         assert first[key].shape == shape and first[key].dtype == dtype, key
         np.testing.assert_array_equal(first[key], second[key])
-    assert first["present"].all()
+    assert first["present"].all() and body.person.tolist() == [True]
+    np.testing.assert_array_equal(body.root, again.root)
 
 
-def test_rgb_normalised_by_image_size() -> None:
+def test_prepare_inputs_centres_on_the_person_found_in_sensor_frames() -> None:
+    """The fused root is under the person; every point input is near the body frame's origin,
+    though the sensors are up to 1.2 m above and beside the base origin and the person 2-3 m away."""
     config = ModelConfig(**SMALL)
-    keypoints = np.tile([[0.0, 0.0]], (17, 1))
-    keypoints[1] = [IMAGE_WIDTH, IMAGE_HEIGHT]
-    keypoints[2] = [IMAGE_WIDTH / 2, np.nan]
-    rgb = prepare_inputs({"rgb": keypoints}, config)["rgb"]
-    np.testing.assert_allclose(rgb[0], [-1, -1])
-    np.testing.assert_allclose(rgb[1], [1, 1])
-    np.testing.assert_allclose(rgb[2], [0, 0])  # NaN -> 0
+    rng = np.random.default_rng(10)
+    for _ in range(5):
+        joints = person_joints(rng)
+        inputs, body = prepare_inputs(sensor_data(joints, CALIBRATION, rng), RIG, config)
+        assert np.hypot(*(body.root[0, :2] - joints[0, :2])) < 0.3 and body.root[0, 2] == 0.0
+        relative = body.to_body(joints[None])[0]
+        assert np.abs(relative[:, :2]).max() < 0.8 and relative[:, 2].min() > 0.0  # the skeleton around the origin
+        lidar = inputs["lidar"] / config.point_scale
+        assert np.abs(lidar[:, :2]).max() < 0.9 and lidar[:, 2].min() > 0.05  # the person, not the floor
+        np.testing.assert_allclose(body.to_base(body.to_body(joints[None])), joints[None], atol=1e-9)
+
+
+def test_rgb_keypoints_come_back_on_the_person_and_unusable_ones_are_zero() -> None:
+    config = ModelConfig(**SMALL)
+    rng = np.random.default_rng(11)
+    joints = person_joints(rng)
+    data = sensor_data(joints, CALIBRATION, rng)
+    data["rgb"] = CAMERA.project(CALIBRATION.to_base("camera_optical").inverse().apply(keypoints_3d(joints)))[0]
+    data["rgb"][2] = [np.nan, 100.0]
+    data["rgb"][3] = [CAMERA.width + 50.0, 100.0]  # off the image
+    inputs, body = prepare_inputs(data, RIG, config)
+    truth = body.to_body(keypoints_3d(joints)[None])[0]
+    usable = np.ones(17, dtype=bool)
+    usable[[2, 3]] = False
+    assert inputs["rgb_score"][usable].min() == 1.0 and not inputs["rgb_score"][~usable].any()
+    assert not inputs["rgb"][~usable].any()
+    # on the plane through the root facing the camera: height and sideways offset as the body's
+    np.testing.assert_allclose(inputs["rgb"][usable][:, 1:], truth[usable][:, 1:], atol=0.06)
+    assert np.abs(inputs["rgb"][usable][:, 0]).max() < 0.35
 
 
 def test_lidar_resampling_is_deterministic_and_drops_non_finite() -> None:
     config = ModelConfig(**SMALL)
     rng = np.random.default_rng(1)
     few = rng.normal(size=(10, 3))
-    few[3] = [np.nan, 0, 0]
-    few[4] = [np.inf, 0, 0]
-    out = prepare_inputs({"lidar": few}, config)["lidar"]
-    finite = few[np.isfinite(few).all(axis=1)].astype(np.float32)
-    assert out.shape == (64, 3) and np.isfinite(out).all()
-    np.testing.assert_array_equal(out[:8], finite)  # every finite point, then repetition
-    np.testing.assert_array_equal(out[8:16], finite)
+    np.testing.assert_array_equal(resample_points(few, 64)[:10], few)  # every point, then repetition
+    np.testing.assert_array_equal(resample_points(few, 64)[10:20], few)
     many = rng.normal(size=(1000, 3))
-    out_many = prepare_inputs({"lidar": many}, config)["lidar"]
-    rows = {tuple(r) for r in many.astype(np.float32)}
-    assert all(tuple(r) in rows for r in out_many)
-    assert len({tuple(r) for r in out_many}) == 64  # distinct points, spread over the cloud
-    np.testing.assert_array_equal(out_many, prepare_inputs({"lidar": many.copy()}, config)["lidar"])
+    spread = resample_points(many, 64)
+    assert len({tuple(r) for r in spread}) == 64 and np.array_equal(spread[[0, -1]], many[[0, 984]])
+    data = raw_frame(rng)
+    inputs, body = prepare_inputs(data, RIG, config)
+    dirty = dict(data, lidar=np.vstack([data["lidar"][:5], [[np.nan, 0, 0], [np.inf, 1, 1]], data["lidar"][5:]]))
+    np.testing.assert_array_equal(prepare_inputs(dirty, RIG, config)[0]["lidar"], inputs["lidar"])
+    # each input point is one of the cloud's points, all distinct: spread over the person
+    in_base = body.to_base(inputs["lidar"][None] / config.point_scale)[0]
+    cloud = CALIBRATION.to_base("lidar").apply(data["lidar"])
+    assert np.linalg.norm(in_base[:, None] - cloud[None], axis=2).min(axis=1).max() < 1e-4
+    assert len({tuple(r) for r in inputs["lidar"]}) == 64
 
 
 def test_mmwave_padding_and_mask() -> None:
-    config = ModelConfig(**SMALL)
-    points = np.random.default_rng(2).normal(size=(5, 5))
-    prepared = prepare_inputs({"mmwave": points}, config)
-    assert prepared["mmwave_mask"].tolist() == [True] * 5 + [False] * 3
-    assert (prepared["mmwave"][5:] == 0).all()
-    np.testing.assert_allclose(prepared["mmwave"][:5, :3], points[:, :3], rtol=1e-6)
-    np.testing.assert_allclose(prepared["mmwave"][:5, 4], points[:, 4] * config.mmwave_feature_scale[1], rtol=1e-6)
-    crowded = prepare_inputs({"mmwave": np.ones((100, 5))}, config)
-    assert crowded["mmwave_mask"].all()
+    config = ModelConfig(**{**SMALL, "mmwave_points": 16})
+    rng = np.random.default_rng(2)
+    joints = person_joints(rng)
+    data = sensor_data(joints, CALIBRATION, rng)
+    radar = CALIBRATION.to_base("radar")
+    aside = radar.inverse().apply(joints[:3] + [0.0, 2.5, 0.0])  # 2.5 m beside the person: not theirs
+    data["mmwave"] = np.vstack([data["mmwave"], np.column_stack([aside, np.full((3, 2), 0.5)])])
+    inputs, body = prepare_inputs(data, RIG, config)
+    assert inputs["mmwave_mask"].tolist() == [True] * 12 + [False] * 4
+    assert (inputs["mmwave"][12:] == 0).all()
+    near = radar.apply(data["mmwave"][:12])
+    np.testing.assert_allclose(inputs["mmwave"][:12, :3], body.to_body(near[None, :, :3])[0] * config.point_scale,
+                               atol=1e-5)
+    np.testing.assert_allclose(inputs["mmwave"][:12, 3:], data["mmwave"][:12, 3:] * config.mmwave_feature_scale,
+                               rtol=1e-6)
+    crowded = dict(data, mmwave=np.tile(data["mmwave"][:4], (50, 1)))
+    assert prepare_inputs(crowded, RIG, config)[0]["mmwave_mask"].all()
 
 
 def reference_amplitude(amplitude: np.ndarray) -> np.ndarray:
@@ -127,18 +168,25 @@ def test_absent_and_unusable_modalities() -> None:
     del data["lidar"]
     data["mmwave"] = np.zeros((0, 5))
     data["wifi"] = np.full((2, 3, 114, 10), np.nan)
-    prepared = prepare_inputs(data, config)
-    assert prepared["present"].tolist() == [True, False, False, False]
-    for key in ("lidar", "mmwave", "mmwave_mask", "wifi"):
+    prepared, body = prepare_inputs(data, RIG, config)
+    assert prepared["present"].tolist() == [True, False, False, False] and body.person.tolist() == [True]
+    for key in ("lidar", "mmwave", "mmwave_mask", "wifi", "wifi_mask"):
         assert not prepared[key].any(), key
+    assert prepared["rgb"].any()
+    # the camera alone finds the person (its rays through the ankles); nobody anywhere: all absent
+    nobody, body = prepare_inputs({"lidar": np.zeros((0, 3)), "wifi": data["wifi"]}, RIG, config)
+    assert body.person.tolist() == [False] and not nobody["present"].any()
+    assert not any(nobody[k].any() for k in nobody)
 
 
 def test_bad_input_names_modality_and_shape() -> None:
     config = ModelConfig(**SMALL)
     with pytest.raises(ValueError, match=r"lidar.*\(N, 3\)"):
-        prepare_inputs({"lidar": np.zeros((10, 4))}, config)
+        prepare_inputs({"lidar": np.zeros((10, 4))}, RIG, config)
     with pytest.raises(ValueError, match=r"wifi"):
-        prepare_inputs({"wifi": np.zeros((3, 114, 10))}, config)
+        prepare_inputs({"wifi": np.zeros((3, 114, 10))}, RIG, config)
+    with pytest.raises(MissingTransformError, match="'lidar'"):  # never a silent identity
+        prepare_inputs({"lidar": np.zeros((10, 3))}, Rig(Calibration()), config)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -189,19 +237,21 @@ def test_the_temporal_rgb_encoder_reads_its_window_causally() -> None:
     torch.manual_seed(0)
     config = ModelConfig(modalities=("rgb",), feature_dim=8, hidden_dim=16, rgb_encoder="temporal", rgb_window=9)
     encoder = PoseModel(config).eval().encoders["rgb"]
-    rgb = torch.randn(2, 17, 2)
-    window = torch.randn(2, 9, 17, 2)
+    rgb, score = torch.randn(2, 17, 3), torch.rand(2, 17)
+    window, scores = torch.randn(2, 9, 17, 3), score.unsqueeze(1).expand(2, 9, 17)
     window[:, -1] = rgb
+    current = {"rgb": rgb, "rgb_score": score}
     with torch.no_grad():
-        still = encoder({"rgb": rgb})  # no window (a node feeding single frames): the frame repeated
-        torch.testing.assert_close(still, encoder({"rgb": rgb, "rgb_window": rgb.unsqueeze(1).expand(2, 9, 17, 2)}))
-        moving = encoder({"rgb": rgb, "rgb_window": window})
+        still = encoder(current)  # no window (a node feeding single frames): the frame repeated
+        torch.testing.assert_close(still, encoder({**current, "rgb_window": rgb.unsqueeze(1).expand(2, 9, 17, 3),
+                                                   "rgb_score_window": scores}))
+        moving = encoder({**current, "rgb_window": window, "rgb_score_window": scores})
         assert not torch.allclose(moving, still)
         earlier = window.clone()
         earlier[:, 0] += 1.0  # the oldest frame is inside the receptive field
-        assert not torch.allclose(encoder({"rgb": rgb, "rgb_window": earlier}), moving)
+        assert not torch.allclose(encoder({**current, "rgb_window": earlier, "rgb_score_window": scores}), moving)
     with pytest.raises(ValueError, match="rgb_window"):
-        encoder({"rgb": rgb, "rgb_window": window[:, :3]})
+        encoder({**current, "rgb_window": window[:, :3], "rgb_score_window": scores})
     with pytest.raises(ValueError, match="rgb_window must be 3, 9, 27"):
         ModelConfig(rgb_encoder="temporal", rgb_window=10)
 

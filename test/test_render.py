@@ -174,6 +174,18 @@ def test_a_recorded_run_holds_what_a_picture_needs(recorded):
         assert counts.get("/" + topic, 0) >= 40, counts  # about all 50 frames of the sample
 
 
+def test_a_recorded_run_stores_the_rig_it_ran_with(recorded):
+    """The run's calibration (the sample bag's) goes into the recording, so render can place the points."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.resources import SAMPLE_BAG
+
+    stored, ran_with = bag_calibration(recorded), bag_calibration(SAMPLE_BAG)
+    assert stored is not None and ran_with is not None
+    assert stored.base_frame == ran_with.base_frame and sorted(stored.extrinsics) == sorted(ran_with.extrinsics)
+    for frame, transform in ran_with.extrinsics.items():
+        np.testing.assert_allclose(stored.extrinsics[frame].matrix, transform.matrix, atol=1e-5)
+
+
 def test_render_of_a_recorded_run_shows_the_prediction_where_the_projection_puts_its_joints(recorded, tmp_path, capsys):
     out = tmp_path / "one"
     assert main(["render", str(recorded), "--out", str(out), "--frames", "1", "--name", "demo", "--no-progress"]) == 0

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from math import factorial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from mmhpe_ros.model.config import ModelConfig
 from mmhpe_ros.model.inputs import prepare_inputs
+from mmhpe_ros.model.observe import Rig
 from mmhpe_ros.model.pose_model import PoseModel
 from mmhpe_ros.model.shapley import (
     assess,
@@ -20,6 +23,9 @@ from mmhpe_ros.model.shapley import (
     split_strong_weak,
 )
 from mmhpe_ros.modalities import MODALITIES
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rig_scene import person_joints, rig_calibration, sensor_data  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -83,21 +89,18 @@ def test_split_strong_weak_two_means() -> None:
 
 
 def make_batches(config: ModelConfig, count: int, size: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Batches of model inputs of a person in front of a calibrated rig, the targets in their body frame."""
     rng = np.random.default_rng(seed)
+    rig = Rig(rig_calibration())
     batches = []
     for _ in range(count):
-        frames = [
-            prepare_inputs({
-                "rgb": rng.uniform(0, 480, (17, 2)),
-                "lidar": rng.normal(size=(100, 3)),
-                "mmwave": rng.normal(size=(int(rng.integers(1, 8)), 5)),
-                "wifi": rng.uniform(0, 10, (2, 3, 114, 10)),
-            }, config)
-            for _ in range(size)
-        ]
+        frames = []
+        for _ in range(size):
+            joints = person_joints(rng)
+            inputs, body = prepare_inputs(sensor_data(joints, rig.calibration, rng), rig, config)
+            frames.append({**inputs, "joints": body.to_body(joints[None])[0].astype(np.float32)})
         batch = {k: torch.as_tensor(np.stack([f[k] for f in frames])) for k in frames[0]}
         batch["present"][0, 2] = False  # one frame without radar
-        batch["joints"] = torch.as_tensor(rng.normal(size=(size, 17, 3)), dtype=torch.float32)
         batches.append(batch)
     return batches
 

@@ -68,8 +68,13 @@ def tree(tmp_path_factory) -> Path:
 
 
 def test_tree_has_the_mmfi_layout_and_formats(tree):
-    assert sorted(p.name for p in tree.iterdir()) == ["E01", "E02", "calibration"]
+    assert sorted(p.name for p in tree.iterdir()) == ["E01", "E02", "background", "calibration"]
     assert sorted(p.name for p in (tree / "calibration").iterdir()) == ["E01.yaml", "E02.yaml"]
+    assert sorted(p.name for p in (tree / "background").iterdir()) == ["E01.npz", "E02.npz"]
+    from mmhpe_ros.geometry.background import BackgroundModel
+
+    for environment in ("E01", "E02"):  # each environment's empty room, as `mmhpe-ros background` builds one
+        assert BackgroundModel.load(tree / "background" / f"{environment}.npz").occupied.any()
     for environment, subject in (("E01", "S01"), ("E02", "S11")):
         assert sorted(p.name for p in (tree / environment).iterdir()) == [subject]
         for action in ACTIONS:
@@ -153,11 +158,14 @@ def test_overwrite_replaces_a_generated_tree_with_its_calibration_folder(tmp_pat
     args = ["synth", str(out), "--subjects", "S31", "--actions", "A01", "--frames", "1"]
     assert main(args) == 0
     assert main([*args[:3], "S21", *args[4:], "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["E03", "calibration"]
+    assert sorted(p.name for p in out.iterdir()) == ["E03", "background", "calibration"]
     assert sorted(p.name for p in (out / "calibration").iterdir()) == ["E03.yaml"]
-    (out / "calibration" / "notes.txt").write_text("mine")
-    assert main([*args, "--overwrite"]) == 2 and "refusing" in capsys.readouterr().err
-    assert (out / "calibration" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (out / "background").iterdir()) == ["E03.npz"]
+    for folder in ("calibration", "background"):
+        (out / folder / "notes.txt").write_text("mine")
+        assert main([*args, "--overwrite"]) == 2 and "refusing" in capsys.readouterr().err
+        assert (out / folder / "notes.txt").read_text() == "mine"
+        (out / folder / "notes.txt").unlink()
 
 
 def test_convert_round_trip_reads_back_the_source_files_and_the_calibration(tree, tmp_path):

@@ -14,17 +14,19 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mmfi_tree import write_tree  # noqa: E402
+from rig_scene import RigFrames, frames_of, rig_calibration, rigs, write_rig_tree  # noqa: E402
 
 from mmhpe_ros.data.frames import Frame, SequenceKey  # noqa: E402
 from mmhpe_ros.model.card import CheckpointError  # noqa: E402
+from mmhpe_ros.model.body import BodyFrame  # noqa: E402
 from mmhpe_ros.model.checkpoint import load_model  # noqa: E402
 from mmhpe_ros.model.config import ModelConfig  # noqa: E402
 from mmhpe_ros.data.splits import split_of  # noqa: E402
 from mmhpe_ros.modalities import MODALITIES  # noqa: E402
 from mmhpe_ros.skeleton import JOINTS  # noqa: E402
 from mmhpe_ros.train.config import TrainConfig  # noqa: E402
-from mmhpe_ros.train.data import PoseDataset, TrainingData, frame_source, validation_data  # noqa: E402
+from mmhpe_ros.train.data import (PoseDataset, TrainingData, default_transforms, frame_source,  # noqa: E402
+                                  validation_data)
 from mmhpe_ros.train.state import complete_checkpoints  # noqa: E402
 from mmhpe_ros.train.trainer import BEST, LAST, LOG_FILE, log_columns, train  # noqa: E402
 
@@ -43,32 +45,26 @@ def tiny_config(tmp_path: Path, **changes) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def synthetic_frames(count: int, seed: int) -> list[Frame]:
-    """Frames whose joints depend on the inputs (learnable), some modalities missing."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(count):
-        joints = rng.normal(0, 0.3, (17, 3))
-        data = {
-            "rgb": 320 + 200 * joints[:, :2] + rng.normal(0, 2, (17, 2)),
-            "lidar": np.repeat(joints, 2, axis=0) + rng.normal(0, 0.02, (34, 3)),
-            "mmwave": np.hstack([joints[: 3 + i % 5], rng.normal(size=(3 + i % 5, 2))]),
-            "wifi": rng.uniform(0, 1, (2, 3, 114, 10)),
-        }
+def synthetic_frames(count: int, seed: int, key: SequenceKey = SequenceKey("E01", "S01", "A02")) -> RigFrames:
+    """Frames of a person in front of the rig (joints learnable from the inputs), WiFi missing in some."""
+    frames = frames_of([SequenceKey(key.environment, key.subject, f"A{seed + 2:02d}")], count)
+    for i, frame in enumerate(frames):
+        frame.key = key
         if i % 7 == 3:
-            del data["wifi"]
-        frames.append(Frame(SequenceKey("E01", "S01", "A02"), i, joints, data))
+            del frame.data["wifi"]
     return frames
 
 
 def datasets(config: TrainConfig) -> tuple[PoseDataset, PoseDataset]:
     model_config = ModelConfig.from_dict({**TINY, "modalities": list(config.model_modalities)})
-    return PoseDataset(synthetic_frames(16, 0), model_config), PoseDataset(synthetic_frames(8, 1), model_config)
+    fit, held = default_transforms(config, model_config)
+    return (PoseDataset(synthetic_frames(16, 0), model_config, rigs=rigs(), transform=fit),
+            PoseDataset(synthetic_frames(8, 1), model_config, rigs=rigs(), transform=held))
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    return write_tree(tmp_path_factory.mktemp("mmfi"), TREE_KEYS, frames=4)
+    return write_rig_tree(tmp_path_factory.mktemp("mmfi"), TREE_KEYS, frames=4)
 
 
 def test_training_data_from_an_mmfi_tree_holds_out_training_sequences(tree: Path, tmp_path: Path) -> None:
@@ -83,7 +79,15 @@ def test_training_data_from_an_mmfi_tree_holds_out_training_sequences(tree: Path
     batch = data.fit.batch([5, 1])
     assert batch["joints"].dtype == np.float32 and batch["joints"].shape == (2, 17, 3)
     frames = data.fit.frames
-    np.testing.assert_allclose(batch["joints"][0], frames[int(batch["index"][0])].joints.astype(np.float32))
+    truth = np.stack([frames[int(i)].joints for i in batch["index"]])
+    # training batches: the scene turned and shifted, the targets in the person's frame (bones kept)
+    bones = lambda j: np.linalg.norm(j[:, 1:] - j[:, :1], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bones(batch["joints"]), bones(truth), atol=1e-5)
+    assert np.abs(batch["joints"][..., :2]).max() < 1.0  # relative to the person's root
+    held = data.holdout.batch([0, 2])  # held-out batches are not moved: their frame gives the ground truth back
+    body = BodyFrame(held["root"], held["yaw"], np.ones(2, bool))
+    np.testing.assert_allclose(body.to_base(held["joints"]),
+                               np.stack([frames[int(i)].joints for i in held["index"]]), atol=1e-5)
     assert batch["present"].tolist() == [[True] * 4] * 2 and batch["lidar"].shape == (2, 16, 3)
     sample = data.fit[3]
     assert isinstance(sample["mmwave_mask"], torch.Tensor) and sample["mmwave_mask"].dtype == torch.bool
@@ -133,6 +137,9 @@ class ValidationGuard:
     def index(self) -> list[tuple[SequenceKey, int]]:
         return [(f.key, f.index) for f in self.frames]
 
+    def calibration(self, environment: str):
+        return rig_calibration(environment)
+
 
 def test_training_never_reads_a_validation_frame(tmp_path: Path) -> None:
     frames = []
@@ -163,26 +170,28 @@ def test_validation_curves_only_when_asked_and_labelled(tree: Path, tmp_path: Pa
 
 
 def test_transforms_run_on_training_and_held_out_batches(tmp_path: Path) -> None:
-    frames = [Frame(SequenceKey("E01", s, "A02"), i, f.joints, f.data)
-              for n, s in enumerate(("S01", "S02", "S03")) for i, f in enumerate(synthetic_frames(4, n))]
+    frames = RigFrames(Frame(SequenceKey("E01", s, "A02"), i, f.joints, f.data)
+                       for n, s in enumerate(("S01", "S02", "S03")) for i, f in enumerate(synthetic_frames(4, n)))
     seen: dict[str, int] = {"train": 0, "eval": 0}
+    config = tiny_config(tmp_path, method="naive", epochs=1, shapley_batches=0)
+    body_frames = default_transforms(config, ModelConfig.from_dict({**TINY, "modalities": list(config.model_modalities)}))
 
-    def counting(kind: str):
+    def counting(kind: str, then):
         def transform(batch):
             seen[kind] += len(batch["joints"])
-            assert batch["lidar"].ndim == 3 and isinstance(batch["lidar"], np.ndarray)  # batched numpy arrays
-            return batch
+            assert batch["lidar_points"].ndim == 3 and isinstance(batch["lidar_points"], np.ndarray)  # batched numpy
+            return then(batch)
         return transform
 
-    train(tiny_config(tmp_path, method="naive", epochs=1, shapley_batches=0), source=frames,
-          transform=counting("train"), eval_transform=counting("eval"))
-    assert seen["train"] == 8  # the 8 fitted frames, once
+    train(config, source=frames, transform=counting("train", body_frames[0]),
+          eval_transform=counting("eval", body_frames[1]))
+    assert seen["train"] == 2 * 8  # the 8 fitted frames: for the mean target (output bias), then the epoch
     assert seen["eval"] >= 4  # the held-out sequence (4 frames), per epoch and for the card's errors
 
 
 def test_training_runs_with_the_validation_subjects_absent_from_the_tree(tmp_path: Path) -> None:
     training_only = [k for k in TREE_KEYS if split_of(k, "P1", "S2") == "train"]
-    root = write_tree(tmp_path / "mmfi", training_only, frames=4)
+    root = write_rig_tree(tmp_path / "mmfi", training_only, frames=4)
     config = tiny_config(tmp_path, data_root=str(root), method="naive", epochs=1)
     with pytest.warns(UserWarning, match="partial MM-Fi tree"):
         result = train(config)
@@ -204,6 +213,18 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, m
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
     assert [p.name for p in complete_checkpoints(tmp_path / "half" / "run")] == ["epoch_0002", "epoch_0003"]
+
+
+def test_a_run_depends_on_its_seed_only(tmp_path: Path) -> None:
+    """The same config gives the same weights whatever numpy's global state was before (the output
+    bias is the mean of augmented targets: drawn from the config's seed)."""
+    weights = []
+    for run, before in (("a", 1), ("b", 2)):
+        np.random.seed(before)
+        config = tiny_config(tmp_path / run, method="naive", epochs=1, shapley_batches=0)
+        weights.append(train(config, datasets=datasets(config)).model.state_dict())
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=0, atol=0, msg=name)
 
 
 def test_training_lowers_the_error_and_writes_log_cards_and_checkpoints(tmp_path: Path) -> None:
@@ -295,11 +316,11 @@ def test_training_from_bags_uses_the_same_frames_as_the_tree(tree: Path, tmp_pat
     import warnings
 
     from mmhpe_ros.data.bags import convert
-    from mmhpe_ros.data.mmfi import MmfiDataset
+    from mmhpe_ros.data.mmfi import MmfiDataset, tree_calibrations
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        convert(MmfiDataset(tree), tmp_path / "bags", progress=False)
+        convert(MmfiDataset(tree), tmp_path / "bags", progress=False, calibrations=tree_calibrations(tree))
         from_tree = [frame_source(tiny_config(tmp_path, data_root=str(tree)), split) for split in ("train", "val")]
     from_bags = [frame_source(tiny_config(tmp_path, bags=[str(tmp_path / "bags")]), split) for split in ("train", "val")]
     for a, b in zip(from_tree, from_bags):

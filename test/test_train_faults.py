@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mmfi_tree import write_tree  # noqa: E402
+from rig_scene import write_rig_tree as write_tree  # noqa: E402
 from test_train import TREE_KEYS  # noqa: E402
 
 from mmhpe_ros.train.state import PAUSE_ENV, complete_checkpoints  # noqa: E402

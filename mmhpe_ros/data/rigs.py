@@ -58,6 +58,15 @@ class RigCatalogue:
                 digest.update(np.asarray([rig.background.voxel, *rig.background.origin]).tobytes())
         return digest.hexdigest()
 
+    def check(self, keys) -> None:
+        """ValueError naming every environment of ``keys`` (SequenceKeys) without a rig, before any
+        work starts (the commands print it as one line)."""
+        missing = sorted({key.environment for key in keys if self.rigs.get(key.environment, self.default) is None})
+        if missing:
+            raise ValueError(f"no calibration for {', '.join(missing)} in {self.where or 'this data'}: the sensors' "
+                             "poses are needed to use their data (generated trees have them; for real MM-Fi run "
+                             "`mmhpe-ros calibrate ROOT`)")
+
     def rig(self, key: SequenceKey) -> Rig:
         """The rig of ``key``'s environment; LookupError saying how to make one when there is none."""
         rig = self.rigs.get(key.environment, self.default)

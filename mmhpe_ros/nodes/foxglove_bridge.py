@@ -16,7 +16,6 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from mmhpe_ros.modalities import FRAME_IDS
 from mmhpe_ros.nodes.replayer import _message_class  # pkg/msg/Name -> the rclpy class
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.viz.foxglove_channels import (DEFAULT_HOST, DEFAULT_PORT, MESSAGE_ENCODING, SCHEMA_ENCODING,
@@ -38,14 +37,14 @@ class FoxgloveBridge(Node):
         except ImportError:
             raise ValueError(f"the Foxglove live view needs foxglove-sdk: {INSTALL_HINT}") from None
 
-        from mmhpe_ros.viz.frames import FrameTransforms, read_calibration
+        from mmhpe_ros.nodes.rig_parameters import declare_calibration
+        from mmhpe_ros.viz.frames import FrameTransforms
 
         super().__init__(NODE_NAME, **kwargs)
         host = self._declare("host", DEFAULT_HOST, "address to serve on (0.0.0.0: every interface)")
         port = self._declare("port", DEFAULT_PORT, "WebSocket port (0: any free one; the log line names it)")
-        calibration = self._declare("calibration", "", "ROS 2 parameter file with each sensor frame's pose "
-                                    "(extrinsics) for /tf_static; empty: every sensor frame at the skeleton's origin")
-        transforms = read_calibration(calibration) if calibration else FrameTransforms()
+        calibration = declare_calibration(self)  # the rig's extrinsics, served on /tf_static
+        transforms = FrameTransforms(calibration.base_frame, {f: t.matrix for f, t in calibration.extrinsics.items()})
         self._foxglove = foxglove.Context()  # Node.context is rclpy's
         try:
             self.server = foxglove.start_server(name="mmhpe_ros", host=host, port=port, context=self._foxglove)
@@ -58,8 +57,8 @@ class FoxgloveBridge(Node):
             self.channels[spec.topic] = channel
             self.create_subscription(_message_class(topic.msgtype), topic.name,
                                      lambda data, c=channel: c.log(data), SUBSCRIPTION_QOS, raw=True)
-        parent = transforms.base_frame or FRAME_IDS["world"]
-        children = sorted({*transforms.poses, *SENSOR_FRAMES, FRAME_IDS["world"]} - {parent})
+        parent = transforms.base_frame
+        children = sorted({*transforms.poses, *SENSOR_FRAMES} - {parent})
         self._tf = static_transforms(transforms, parent, children)
         self._tf_channel = self._channel(foxglove, channel_spec(TF_STATIC.name, TF_STATIC.msgtype))
         self._tf_channel.log(self._tf)
@@ -82,12 +81,14 @@ class FoxgloveBridge(Node):
         super().destroy_node()
 
 
-def bridge_for(address: str) -> FoxgloveBridge:
-    """The bridge serving on ``address`` ("PORT" or "HOST:PORT"), as `mmhpe-ros run --foxglove` makes it."""
+def bridge_for(address: str, calibration: dict[str, Any] | None = None) -> FoxgloveBridge:
+    """The bridge serving on ``address`` ("PORT" or "HOST:PORT") with the rig's ``calibration``
+    parameters, as `mmhpe-ros run --foxglove` makes it."""
     from rclpy.parameter import Parameter
 
     host, port = parse_address(address)
-    return FoxgloveBridge(parameter_overrides=[Parameter("host", value=host), Parameter("port", value=port)])
+    values = {**(calibration or {}), "host": host, "port": port}
+    return FoxgloveBridge(parameter_overrides=[Parameter(name, value=value) for name, value in values.items()])
 
 
 def main(args: list[str] | None = None) -> None:

@@ -138,10 +138,12 @@ class GraphSpinner:
 class Recorder:
     """Writes the fusion outputs, the ground truth and the sensors' clouds and keypoints
     (viz.topics.RECORDED_TOPICS, what `mmhpe-ros render` draws), as received over DDS (CDR bytes), to
-    an MCAP bag; log times on the system clock, as `ros2 bag record` writes them. :meth:`close` may
-    run while the node still spins: a message arriving then is dropped, not half written."""
+    an MCAP bag; log times on the system clock, as `ros2 bag record` writes them. The rig's
+    ``calibration`` (its parameters) is stored in the bag's metadata, as `mmhpe-ros convert` stores
+    it, so `mmhpe-ros render` draws the sensors' points where they were. :meth:`close` may run while
+    the node still spins: a message arriving then is dropped, not half written."""
 
-    def __init__(self, node: Any, path: Path) -> None:
+    def __init__(self, node: Any, path: Path, calibration: dict[str, Any] | None = None) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
@@ -154,6 +156,14 @@ class Recorder:
             raise FileExistsError(f"{self.path} exists; choose another --record path")
         self._store = get_typestore(Stores.ROS2_KILTED)
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if calibration:
+            import yaml
+
+            from mmhpe_ros.data.bag_format import CALIBRATION_KEY
+            from mmhpe_ros.geometry.calibration import calibration_from_parameters
+
+            document = calibration_from_parameters(calibration, "the run's calibration").to_document()
+            self._writer.set_custom_data(CALIBRATION_KEY + "rig", yaml.safe_dump(document, sort_keys=False))
         self._writer.open()
         self._lock = threading.Lock()
         self._open = True
@@ -250,14 +260,15 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
     recorder: Recorder | None = None
     spinner: GraphSpinner | None = None
     try:
-        nodes = build_graph(args.params, **_options(args))
+        options = _options(args)
+        nodes = build_graph(args.params, **options)
         replayer, fusion = nodes[0], nodes[-1]
         if args.foxglove is not None:  # first: a port in use fails before anything is recorded
             from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-            nodes.append(bridge_for(args.foxglove))
+            nodes.append(bridge_for(args.foxglove, options["calibration"]))
         if args.record is not None:
-            recorder = Recorder(fusion, args.record)
+            recorder = Recorder(fusion, args.record, options["calibration"])
         spinner = GraphSpinner(nodes, kind)
         bag_s = (replayer.source.end_ns - replayer.source.start_ns) / 1e9 / replayer.player.clock.rate
 
@@ -293,7 +304,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
 
     params_path = args.params or default_params_path()
     params = load_parameter_file(params_path)
-    overrides = graph_overrides(params, **_options(args))
+    options = _options(args)
+    overrides = graph_overrides(params, **options)
     replay = {**parameters_for(params, "replayer"), **overrides["replayer"]}
     with BagSource(replay.get("bag") or SAMPLE_BAG) as source:  # also: a bad bag fails here, before any process
         bag_s = (source.end_ns - source.start_ns) / 1e9 / float(replay.get("rate", 1.0))
@@ -304,8 +316,8 @@ def _run_processes(args: argparse.Namespace, kind: str) -> int:
     if args.foxglove is not None:
         from mmhpe_ros.nodes.foxglove_bridge import bridge_for
 
-        bridge = bridge_for(args.foxglove)
-    recorder = Recorder(probe, args.record) if args.record is not None else None
+        bridge = bridge_for(args.foxglove, options["calibration"])
+    recorder = Recorder(probe, args.record, options["calibration"]) if args.record is not None else None
     spinner = GraphSpinner([probe, *([bridge] if bridge else [])], kind)
     graph: GraphProcesses | None = None
     code = 0

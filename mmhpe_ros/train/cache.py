@@ -13,8 +13,10 @@ everything the arrays depend on:
 - the input-relevant :class:`ModelConfig` fields (:meth:`ModelConfig.input_fields`: all but the
   architecture);
 - :data:`PREPROCESSING_VERSION` and a hash of the source text of the stage-1 modules
-  (``model/observe.py``, ``model/inputs.py``, ``model/csi.py``, ``geometry/localise.py``), so a
-  change of the preprocessing invalidates the cache even if nobody bumps the version;
+  (:data:`STAGE_1_MODULES`: ``model/observe.py``, ``model/inputs.py``, ``model/csi.py`` and the
+  geometry they use, ``geometry/localise.py``, ``camera.py``, ``transforms.py``,
+  ``background.py``), so a change of the preprocessing invalidates the cache even if nobody bumps
+  the version;
 - the rigs: every calibration and background model used (:meth:`RigCatalogue.fingerprint`).
 
 A changed file, selection, preprocessing or calibration gives a new key, hence a fresh cache;
@@ -43,7 +45,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmhpe_ros.data.frames import Frame, FrameSource, SequenceKey
+from mmhpe_ros.geometry import background as background_module
+from mmhpe_ros.geometry import camera as camera_module
 from mmhpe_ros.geometry import localise as localise_module
+from mmhpe_ros.geometry import transforms as transforms_module
 from mmhpe_ros.model import csi as csi_module
 from mmhpe_ros.model import inputs as inputs_module
 from mmhpe_ros.model.config import ModelConfig
@@ -63,10 +68,14 @@ PARALLEL_MIN_FRAMES = 256  # smaller sources are prepared in the calling process
 CACHE_FORMAT = "mmhpe_ros.prepared/1"
 
 
+# The modules whose code computes the cached arrays (observe and what it calls)
+STAGE_1_MODULES = (observe_module, inputs_module, csi_module, localise_module, camera_module, transforms_module,
+                   background_module)
+
+
 def _inputs_source_hash() -> str:
     try:
-        modules = (observe_module, inputs_module, csi_module, localise_module)
-        return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()
+        return hashlib.sha256("".join(inspect.getsource(m) for m in STAGE_1_MODULES).encode()).hexdigest()
     except (OSError, TypeError):  # no source (frozen install): rely on the version constant
         return "no-source"
 
@@ -138,8 +147,9 @@ class PreparedFrames:
 
     @property
     def usable(self) -> np.ndarray:
-        """(N,) bool: frames in which some modality found the person (a root to centre on)."""
-        return self.arrays[LOCALISED].any(axis=1)
+        """(N,) bool: frames in which some modality found the person (a root to centre on) and whose
+        ground truth is finite (an empty room's is NaN: one such target would make every weight NaN)."""
+        return self.arrays[LOCALISED].any(axis=1) & np.isfinite(self.arrays[TARGET]).all(axis=(1, 2))
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays.values())
@@ -214,6 +224,7 @@ def prepare_frames(
     source has a fingerprint and ``cache_dir`` is set)."""
     calibration = {"rigs": rigs.fingerprint()}
     index = source_index(frames)
+    rigs.check(key for key, _ in index)
     previous = previous_positions(index)
     fingerprint = source_fingerprint(frames) if cache_dir is not None else None
     if fingerprint is not None:

@@ -173,7 +173,8 @@ class PoseDataset(Dataset):
 
     ``prepared``: arrays of every frame of ``frames`` (default: :func:`prepare_frames`, which
     uses the disk cache ``cache_dir``); ``positions``: which of them this dataset serves (default
-    all). Frames in which no modality found the person are dropped (``dropped`` counts them). ``transform(batch) -> batch`` (numpy arrays, batched) runs on every fetched batch
+    all). Frames in which no modality found the person, or without a finite ground truth, are
+    dropped (``dropped`` counts them). ``transform(batch) -> batch`` (numpy arrays, batched) runs on every fetched batch
     (augmentation, centring)."""
 
     def __init__(self, frames: FrameSource, model_config: ModelConfig, cache_bytes: int = DEFAULT_CACHE_BYTES,

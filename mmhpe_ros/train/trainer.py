@@ -143,6 +143,7 @@ class Trainer:
             raise ValueError("val_curves needs a validation dataset")
         torch.manual_seed(config.seed)  # identical initial weights in every process
         self.model = PoseModel(self.model_config).to(self.ctx.device)
+        np.random.seed(config.seed % 2**32)  # mean_joints reads augmented batches: the same draw in every run
         self.model.init_output_bias(self.fit_set.mean_joints())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.lr_step_epochs, config.lr_gamma)

@@ -7,7 +7,8 @@ predictions.npz; predicted and ground-truth skeletons). Writes DIR/<name>_NNNN.p
 --frames frames spread evenly over the recording and, for more than one, an animated DIR/<name>.gif,
 each with the frame's MPJPE in the caption. Points are drawn in the skeleton's frame: --calibration
 gives each sensor frame's pose (a ROS 2 parameter file with `extrinsics`, docs/viewing.md); without
-it sensor frames coincide with the skeleton's.
+it, the calibration the bag stores (`run --record` and `convert` store it), else sensor frames
+coincide with the skeleton's.
 
 Example: mmhpe-ros render out/demo/bag --out out/demo --frames 1
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 HELP = "draw the predicted and ground-truth skeletons (and sensor points) of a recorded run or evaluation as PNG/GIF"
 
@@ -30,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of the GIF")
     parser.add_argument("--no-gif", dest="gif", action="store_false", help="PNG frames only")
     parser.add_argument("--calibration", type=Path, default=None,
-                        help="ROS 2 parameter file with each sensor frame's pose (extrinsics); none: identity")
+                        help="ROS 2 parameter file with each sensor frame's pose (extrinsics); none: the one "
+                             "the bag stores (`run --record`, `convert` of a tree with calibration), else identity")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -40,6 +43,19 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"mmhpe-ros render: error: {error}", file=sys.stderr)
         return 2
+
+
+def _stored(source: Path) -> Any:
+    """The sensor poses of the calibration a bag stores (None: none stored, or not a bag)."""
+    from mmhpe_ros.data.bags import bag_calibration
+    from mmhpe_ros.viz.frames import FrameTransforms
+
+    if source.suffix == ".npz" or (source.is_dir() and (source / "predictions.npz").exists()):
+        return None
+    calibration = bag_calibration(source)
+    if calibration is None:
+        return None
+    return FrameTransforms(calibration.base_frame, {f: t.matrix for f, t in calibration.extrinsics.items()})
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -54,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.frames < 0:
         raise ValueError(f"--frames must be >= 0, got {args.frames}")
-    transforms = read_calibration(args.calibration) if args.calibration is not None else None
+    transforms = read_calibration(args.calibration) if args.calibration is not None else _stored(args.source)
     frames = read_frames(args.source, args.frames or None, transforms)
     if not frames:
         raise ValueError(f"{args.source}: no frames to draw")
