@@ -20,10 +20,13 @@ $(STAMP): requirements.txt requirements-ros.txt requirements-test.txt setup.py
 setup: $(STAMP)
 
 # `make demo` replays the sample for 20 s, records it to $(RECORD)/bag (replaced) and draws one frame of it.
+# DDS discovery stays on this machine; `make demo ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET` (and the
+# same ROS_DOMAIN_ID on both) lets RViz or `ros2 topic echo` on another machine see the graph.
 RECORD ?= out/demo
+ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 demo: $(STAMP)
 	rm -rf $(RECORD)/bag
-	$(VENV)/bin/mmhpe-ros run --duration 20 --record $(RECORD)/bag
+	ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE) $(VENV)/bin/mmhpe-ros run --duration 20 --record $(RECORD)/bag
 	$(VENV)/bin/mmhpe-ros render $(RECORD)/bag --out $(RECORD) --frames 1 --no-progress
 
 # With ../shared/ros-tools (CI; the project's machines) the real ROS 2 Python tools are installed

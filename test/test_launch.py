@@ -247,6 +247,24 @@ def test_a_node_failing_ends_the_launch_and_leaves_nothing(workspace, tmp_path):
     assert code != 0 or "process has died" in launch.output()
 
 
+def test_a_killed_launch_leaves_no_node(workspace):
+    """ros2 launch ended by SIGTERM (launch then leaves its processes: "using SIGTERM can result in
+    orphaned processes") or SIGKILL: the nodes stop with their parent."""
+    _, env = workspace
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        launch = Launch(env, "modalities:=[lidar]", "replay:=false")
+        try:
+            end = time.monotonic() + START_TIMEOUT_S
+            while "fusing ['lidar']" not in launch.output() and time.monotonic() < end:
+                assert launch.process.poll() is None, launch.output()[-4000:]
+                time.sleep(0.5)
+            assert len(tagged_processes(launch.tag)) >= 3, launch.output()[-4000:]  # launch, lidar, fusion
+            launch.process.send_signal(stop)
+        finally:
+            launch.wait(timeout=60)
+        assert not wait_gone(launch.tag), (stop, tagged_processes(launch.tag))
+
+
 def test_a_bad_modalities_argument_starts_nothing(workspace):
     _, env = workspace
     launch = Launch(env, "modalities:=[lidar, sonar]")

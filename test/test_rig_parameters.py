@@ -12,11 +12,11 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed")
 from rclpy.parameter import Parameter  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from ros_domain import ros_domain  # noqa: E402
+from ros_domain import lease_domain, ros_domain  # noqa: E402
 from mmhpe_ros.geometry.calibration import MissingTransformError  # noqa: E402
 from mmhpe_ros.nodes.rig_parameters import SensorTransforms, declare_calibration, declare_search_region  # noqa: E402
 
-ROS_DOMAIN_ID = "93"
+ROS_DOMAIN_ID = lease_domain()
 LIDAR_XYZ, LIDAR_RPY = [0.5, -0.2, 1.3], [0.0, 0.2, 0.4]
 
 

@@ -76,14 +76,17 @@ def graph_overrides(
     order: the enabled sensor nodes, the fusion node, then (with ``replay``) the replayer.
 
     Arguments that are not None override the file. ``calibration`` (flattened calibration
-    parameters, :func:`graph_calibration`) goes to the sensor and fusion nodes. ``modalities`` (default: the fusion node's in
+    parameters; default: :func:`graph_calibration`'s for ``bag``) goes to the sensor and fusion
+    nodes. ``modalities`` (default: the fusion node's in
     the file) chooses the sensor nodes. ``use_sim_time`` defaults to ``replay``: while a bag is
     replayed every node follows its ``/clock``; with live sensors, wall time. The replayer waits
     for subscribers on the enabled sensor topics and the ground truth (nodes in other processes
     may take seconds to start). ``extra`` maps node name -> further overrides.
     """
     extra = extra or {}
-    common: dict[str, Any] = {**(calibration or {}),
+    if calibration is None:
+        calibration = graph_calibration(None, bag)
+    common: dict[str, Any] = {**calibration,
                               "use_sim_time": replay if use_sim_time is None else bool(use_sim_time)}
     if model_path is not None and str(model_path):
         common["model_path"] = str(model_path)

@@ -2,7 +2,8 @@
 
 A node process is the plain rclpy idiom: ``rclpy.init()``, ``rclpy.spin(node)`` until Ctrl-C,
 SIGTERM or an external shutdown (``KeyboardInterrupt`` / ``ExternalShutdownException``), then
-``destroy_node()`` and ``rclpy.try_shutdown()``, then ``os._exit``. That clean-up is bounded
+``destroy_node()`` and ``rclpy.try_shutdown()``, then ``os._exit``; it also stops when its parent
+(ros2 launch) ends without stopping it (:func:`end_with_parent`). That clean-up is bounded
 (:func:`bounded_cleanup`): a stop signal more than ``STOP_GRACE_S`` after it began ends the
 process at once, and after ``cleanup_timeout_s()`` (``$MMHPE_ROS_CLEANUP_TIMEOUT_S``, default
 5 s) the process ends whatever it is stuck in (DDS clean-up has been seen to hang for minutes
@@ -33,6 +34,7 @@ EXECUTOR_ENV = "MMHPE_ROS_EXECUTOR"
 CLEANUP_TIMEOUT_ENV = "MMHPE_ROS_CLEANUP_TIMEOUT_S"
 CLEANUP_TIMEOUT_S = 5.0  # ros2 launch sends SIGTERM 5 s after SIGINT, SIGKILL 5 s later
 STOP_GRACE_S = 1.0  # a stop signal sooner than this after the clean-up began is the same request again
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SPIN_PERIOD_S = 0.1  # how long one spin_once() may wait, so a stop request is seen this soon
 
 
@@ -86,6 +88,7 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, e
 
     code = 0
     node: Node | None = None
+    end_with_parent()
     try:
         try:
             rclpy.init(args=args)
@@ -106,6 +109,24 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, e
     if exit_process:
         exit_now(code)
     return code
+
+
+def end_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have Linux send ``signum`` to this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``).
+
+    ros2 launch stopped with SIGTERM or SIGKILL, or crashing, leaves its processes running (launch
+    itself warns "using SIGTERM can result in orphaned processes"); with this a node then stops as
+    on SIGTERM. The signal follows the end of the parent's thread that started this process: the
+    main thread for ros2 launch, ros2 run and `mmhpe-ros run --processes`. Nothing elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was in place
+        os.kill(os.getpid(), signum)
 
 
 def exit_now(code: int) -> None:
