@@ -31,7 +31,9 @@ Prints ``wifi_mpjpe_mm_<layout> X`` per layout (over the frames that got a windo
 ``wifi_missing1_unfilled_ratio X``, and how far a missing packet moves the predictions
 (``wifi_mmfi_missing1_shift_mm``, ``wifi_mmfi_missing1_unfilled_shift_mm``: MPJPE between the
 predictions with and without it) against their spread (``wifi_prediction_spread_mm``: MPJPE of the
-complete-window predictions to their mean, body frame).
+complete-window predictions to their mean, body frame) and what knowing no CSI at all gives
+(``wifi_mean_pose_mpjpe_mm``: every frame predicted as the mean ground-truth pose, in the body
+frame, of the frames scored: an oracle constant).
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python bench/bench_csi_layout.py [--model M] \\
            [--subjects S05,S10,S15,S20,S25,S30,S35,S40] [--actions P1] [--frames 10]
@@ -213,6 +215,8 @@ def main() -> None:
     print(f"wifi_missing1_unfilled_ratio {errors['mmfi_missing1_unfilled'] / errors['mmfi']:.3f}")
     # How far a missing packet moves the prediction, against how far predictions spread at all.
     complete = np.concatenate(predictions["mmfi"])
+    truth = np.concatenate(truths["mmfi"])
+    print(f"wifi_mean_pose_mpjpe_mm {mpjpe(np.broadcast_to(truth.mean(0), truth.shape), truth):.1f}")
     print(f"wifi_prediction_spread_mm {mpjpe(complete, np.broadcast_to(complete.mean(0), complete.shape)):.1f}")
     for name in ("mmfi_missing1", "mmfi_missing1_unfilled"):
         print(f"wifi_{name}_shift_mm {mpjpe(np.concatenate(predictions[name]), complete):.1f}")

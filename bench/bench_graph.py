@@ -177,13 +177,14 @@ def _print_throughput(tag: str, fused: int, complete: int, seconds: float, dropp
 def _processes(model_path: str | None, bench: Bench, **options: Any) -> Any:
     """The graph's nodes as processes (`mmhpe-ros run --processes`), up and reporting."""
     from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
-    from mmhpe_ros.nodes.run_command import graph_overrides
+    from mmhpe_ros.nodes.run_command import graph_calibration, graph_overrides
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     params_path = default_params_path()
-    commands = graph_commands(params_path, graph_overrides(load_parameter_file(params_path), model_path=model_path,
-                                                           **options))
+    overrides = graph_overrides(load_parameter_file(params_path), model_path=model_path,
+                                calibration=graph_calibration(None, None), **options)  # the sample bag's rig
+    commands = graph_commands(params_path, overrides)
     return GraphProcesses(commands, ready=lambda: set(commands) - {"replayer"} <= bench.reporting)
 
 
