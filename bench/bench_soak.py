@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_soak.py [--minutes 10] [--rate 10] [--executor events|single] [--model PATH] [--params FILE]
 
 Reports resident memory (RSS) after warm-up and at the end (goal: flat within 5 %), fused frames,
-the synchroniser's and the inference worker's drops, sync resets (one per bag loop) and the
-largest queue seen; stops with an error when the replayer did not take the rate and loop.
-``--params``: the parameter file (default: the installed config/fusion.yaml). test/test_graph.py runs a few seconds of it (:func:`soak`). One line per figure.
+partial sets, the synchroniser's drops, sync resets (one per bag loop) and the largest queue
+seen; stops with an error when the replayer did not take the rate and loop. ``--params``: the
+parameter file (default: the installed config/fusion.yaml). test/test_graph.py runs a few
+seconds of it (:func:`soak`). One line per figure.
 """
 from __future__ import annotations
 
