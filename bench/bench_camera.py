@@ -12,7 +12,8 @@ Prints one line per figure:
                                             process) sends bgr8 Images stamped with the wall clock; when
                                             the keypoints of an image are produced, its age is now - stamp.
                                             Measured on the camera node (its image subscription keeps
-                                            IMAGE_QUEUE_DEPTH = 1 image) where it imports, else on a probe
+                                            IMAGE_QUEUE_DEPTH = 1 image; the sample bag's calibration
+                                            as `mmhpe-ros run` gives it) where it imports, else on a probe
                                             subscriber running the node's image path (image_to_rgb,
                                             KeypointDetector.detect in tracking mode, to_model_pixels)
                                             with the same QoS and depth 1
@@ -225,7 +226,11 @@ def _start_camera_node(nodes: list, ages: list[float]) -> bool:
 
     import rclpy
 
-    node = CameraNode(parameter_overrides=[Parameter("use_images", value=True)])
+    from mmhpe_ros.nodes.graph import graph_calibration
+
+    # the rig's calibration as `mmhpe-ros run` gives it (the sample bag's): the node needs the camera's pose
+    rig = [Parameter(name, value=value) for name, value in graph_calibration(None, None).items()]
+    node = CameraNode(parameter_overrides=[Parameter("use_images", value=True), *rig])
     timer = rclpy.create_node("bench_camera_timer")
     timer.create_subscription(PointCloud2, feature_topic("rgb"), lambda msg: ages.append(_age_ms(msg)), 10)
     nodes += [node, timer]
@@ -275,6 +280,8 @@ def print_latency(seconds: float, dds_profile: str) -> None:
         use_dds_profile(dds_profile, folder)
         ages, published, node_used = image_ages(1, seconds, use_node=True)
         depth5, _, _ = image_ages(5, seconds, use_node=False)
+    if len(ages) == 0 or len(depth5) == 0:
+        raise SystemExit(f"no keypoints came out of the image path ({len(ages)} with depth 1, {len(depth5)} with 5)")
     print(f"camera_age_node {int(node_used)}")
     print(f"camera_age_dds_profile {dds_profile}")
     print(f"camera_age_images_published {published}")

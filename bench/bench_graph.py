@@ -1,6 +1,6 @@
 """End-to-end latency and throughput of the node graph, over real DDS, beside the model's forward time.
 
-    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20] [--seconds 8] [--processes] [--executor events|single] [--model PATH]
+    .venv/bin/python bench/bench_graph.py [--frames 200] [--rates 10 20] [--seconds 8] [--processes] [--executor events|single] [--model PATH] [--params FILE]
 
 Latency: the bench publishes the sample bag's frames as raw sensor messages at MM-Fi's 10 Hz
 (camera keypoints, LiDAR, radar, then the ten CSI packets) to the four sensor nodes.
@@ -10,7 +10,9 @@ sync, inference, marker building. ``graph_latency``: until the MarkerArray has r
 subscriber in the bench (one more hop and its deserialisation). The fusion node's own latency
 (its last input in -> markers out) and the model's forward time come from the same run.
 Throughput: the replayer plays the sample bag in a loop at each ``--rates`` factor; fused frames/s
-and the share of complete (all-modality) sets are counted over ``--seconds``.
+and the share of complete (all-modality) sets are counted over ``--seconds`` (the composed graph
+stops with an error when its replayer did not take the rate and loop). ``--params``: the
+parameter file (default: the installed config/fusion.yaml), as `mmhpe-ros run --params`.
 ``--processes``: every node in a process of its own, as `ros2 launch` and `mmhpe-ros run
 --processes` run them; figures then come from the fusion node's /diagnostics (no in/out probe).
 With ``--processes`` each node's CPU use over the throughput window is printed too
@@ -32,7 +34,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmhpe_ros.nodes.spin import EXECUTOR_ENV, EXECUTORS, executor_kind  # noqa: E402 (no rclpy import)
 
-FRAME_MESSAGES = 14  # messages of a sample frame: ground truth, 3 clouds, 10 CSI packets
+
+def frame_messages() -> float:
+    """Messages per frame of the sample bag (ground truth, keypoints, camera info, clouds, CSI packets)."""
+    from mmhpe_ros.modalities import TOPICS
+    from mmhpe_ros.resources import SAMPLE_BAG
+    from mmhpe_ros.runtime.bag_source import BagSource
+
+    with BagSource(SAMPLE_BAG) as source:
+        frames = sum(1 for topic, *_ in source.read() if topic.lstrip("/") == TOPICS.ground_truth)
+        return source.message_count / frames
+
+
+def check_replay(replayer: Any, rate: float) -> None:
+    """RuntimeError unless the composed graph's replayer plays at ``rate`` in a loop."""
+    player = replayer.player
+    if abs(player.clock.rate - rate) > 1e-9 or not player.loop:
+        raise RuntimeError(f"the replayer plays at x{player.clock.rate:g}, loop {player.loop}, not x{rate:g} in a loop: "
+                           "the parameter file's replayer section won over the bench's overrides")
 
 
 def _percentiles(name: str, values_ms: list[float]) -> None:
@@ -119,12 +138,12 @@ def _print_latency(frames: int, sent: dict[int, int], received: dict[int, int]) 
     _percentiles("graph_latency", latencies)
 
 
-def latency(model_path: str | None, frames: int) -> None:
+def latency(model_path: str | None, frames: int, params_path: str | None = None) -> None:
     """The graph composed in this process (as `mmhpe-ros run`)."""
     from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph
     from mmhpe_ros.runtime import codecs
 
-    nodes = build_graph(model_path=model_path, replay=False)
+    nodes = build_graph(params_path, model_path=model_path, replay=False)
     fusion = nodes[-1]
     bench = Bench()
     published: dict[int, int] = {}  # stamp -> when the fusion node's markers publish() returned
@@ -148,11 +167,17 @@ def latency(model_path: str | None, frames: int) -> None:
     _percentiles("model_forward", list(fusion.forward_ms))
 
 
-def throughput(model_path: str | None, rate: float, seconds: float) -> None:
+def throughput(model_path: str | None, rate: float, seconds: float, params_path: str | None = None) -> None:
     from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph
 
-    nodes = build_graph(model_path=model_path, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
+    nodes = build_graph(params_path, model_path=model_path, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
     replayer, fusion = nodes[0], nodes[-1]
+    try:
+        check_replay(replayer, rate)
+    except RuntimeError:
+        for node in nodes:
+            node.destroy_node()
+        raise
     spinner = GraphSpinner(nodes)
     try:
         time.sleep(2.0)  # start-up and the first pass's warm-up
@@ -164,7 +189,7 @@ def throughput(model_path: str | None, rate: float, seconds: float) -> None:
         for node in nodes:
             node.destroy_node()
     tag = f"x{rate:g}"
-    print(f"replay_frames_per_s_{tag} {(published - published0) / FRAME_MESSAGES / (t1 - t0):.1f}")
+    print(f"replay_frames_per_s_{tag} {(published - published0) / frame_messages() / (t1 - t0):.1f}")
     _print_throughput(tag, fused - fused0, complete - complete0, t1 - t0)
 
 
@@ -173,27 +198,28 @@ def _print_throughput(tag: str, fused: int, complete: int, seconds: float) -> No
     print(f"complete_fraction_{tag} {complete / max(fused, 1):.3f}")
 
 
-def _processes(model_path: str | None, bench: Bench, **options: Any) -> Any:
+def _processes(model_path: str | None, bench: Bench, params_path: str | None = None, **options: Any) -> Any:
     """The graph's nodes as processes (`mmhpe-ros run --processes`), up and reporting."""
     from mmhpe_ros.nodes.processes import GraphProcesses, graph_commands
-    from mmhpe_ros.nodes.run_command import graph_overrides
+    from mmhpe_ros.nodes.run_command import graph_calibration, graph_overrides
     from mmhpe_ros.resources import default_params_path
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
-    params_path = default_params_path()
-    commands = graph_commands(params_path, graph_overrides(load_parameter_file(params_path), model_path=model_path,
-                                                           **options))
+    params_path = params_path or default_params_path()
+    overrides = graph_overrides(load_parameter_file(params_path), model_path=model_path,
+                                calibration=graph_calibration(None, None), **options)  # the sample bag's rig
+    commands = graph_commands(params_path, overrides)
     return GraphProcesses(commands, ready=lambda: set(commands) - {"replayer"} <= bench.reporting)
 
 
-def latency_processes(model_path: str | None, frames: int) -> None:
+def latency_processes(model_path: str | None, frames: int, params_path: str | None = None) -> None:
     from mmhpe_ros.nodes.run_command import GraphSpinner
 
     bench = Bench()
     spinner = GraphSpinner([bench.node])
     graph = None
     try:
-        graph = _processes(model_path, bench, replay=False)
+        graph = _processes(model_path, bench, params_path, replay=False)
         graph.wait_until(lambda: bench.reporting >= {"fusion_node"})
         sent = bench.publish_frames(frames)
         time.sleep(1.2)  # the fusion's next diagnostics, with every frame in
@@ -209,14 +235,14 @@ def latency_processes(model_path: str | None, frames: int) -> None:
             print(f"{name}_{p}_ms {last[f'{key}_{p}']}")
 
 
-def throughput_processes(model_path: str | None, rate: float, seconds: float) -> None:
+def throughput_processes(model_path: str | None, rate: float, seconds: float, params_path: str | None = None) -> None:
     from mmhpe_ros.nodes.run_command import GraphSpinner
 
     bench = Bench()
     spinner = GraphSpinner([bench.node])
     graph = None
     try:
-        graph = _processes(model_path, bench, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
+        graph = _processes(model_path, bench, params_path, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
         time.sleep(3.0)  # the replayer's start-up and the first pass's warm-up
         cpu0, t0 = {name: _cpu_seconds(p.pid) for name, p in graph.processes.items()}, time.monotonic()
         time.sleep(seconds)
@@ -248,6 +274,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds counted per throughput rate")
     parser.add_argument("--processes", action="store_true", help="one process per node (as ros2 launch)")
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
+    parser.add_argument("--params", default=None, help="parameter file (default: the installed config/fusion.yaml)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
     parser.add_argument("--domain", default="99", help="ROS_DOMAIN_ID for the bench (0-101 are safe on Linux)")
@@ -265,11 +292,11 @@ def main() -> int:
     init_composed_process()  # as `mmhpe-ros run` does
     try:
         if args.processes:
-            latency_processes(args.model, args.frames)
+            latency_processes(args.model, args.frames, args.params)
         else:
-            latency(args.model, args.frames)
+            latency(args.model, args.frames, args.params)
         for rate in args.rates:
-            (throughput_processes if args.processes else throughput)(args.model, rate, args.seconds)
+            (throughput_processes if args.processes else throughput)(args.model, rate, args.seconds, args.params)
     finally:
         rclpy.try_shutdown()
     return 0

@@ -1,10 +1,12 @@
 """Soak: the demo graph replaying the sample bag in a loop at a fast rate for minutes; memory and drops.
 
-    .venv/bin/python bench/bench_soak.py [--minutes 10] [--rate 10] [--executor events|single] [--model PATH]
+    .venv/bin/python bench/bench_soak.py [--minutes 10] [--rate 10] [--executor events|single] [--model PATH] [--params FILE]
 
 Reports resident memory (RSS) after warm-up and at the end (goal: flat within 5 %), fused frames,
-the synchroniser's and the inference worker's drops, sync resets (one per bag loop) and the
-largest queue seen. test/test_graph.py runs a few seconds of it (:func:`soak`). One line per figure.
+partial sets, the synchroniser's drops, sync resets (one per bag loop) and the largest queue
+seen; stops with an error when the replayer did not take the rate and loop. ``--params``: the
+parameter file (default: the installed config/fusion.yaml). test/test_graph.py runs a few
+seconds of it (:func:`soak`). One line per figure.
 """
 from __future__ import annotations
 
@@ -49,12 +51,19 @@ class SoakResult:
         return self.rss_end_mb / self.rss_start_mb - 1.0
 
 
-def soak(seconds: float, rate: float, model_path: str | None = None, warm_up_s: float = WARM_UP_S) -> SoakResult:
+def soak(seconds: float, rate: float, model_path: str | None = None, warm_up_s: float = WARM_UP_S,
+         params_path: str | None = None) -> SoakResult:
     """Run the graph (rclpy initialised by the caller) for ``warm_up_s`` + ``seconds``."""
     from mmhpe_ros.nodes.run_command import GraphSpinner, build_graph
 
-    nodes = build_graph(model_path=model_path, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
+    nodes = build_graph(params_path, model_path=model_path, rate=rate, loop=True, extra={"replayer": {"delay": 0.5}})
     replayer, fusion = nodes[0], nodes[-1]
+    player = replayer.player
+    if abs(player.clock.rate - rate) > 1e-9 or not player.loop:
+        for node in nodes:
+            node.destroy_node()
+        raise RuntimeError(f"the replayer plays at x{player.clock.rate:g}, loop {player.loop}, not x{rate:g} in a loop: "
+                           "the parameter file's replayer section won over the soak's overrides")
     spinner = GraphSpinner(nodes)
     max_queued, samples = 0, []
     try:
@@ -83,6 +92,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=10.0, help="replay rate (x real time)")
     parser.add_argument("--model", default=None, help="model weights (default: the shipped model)")
+    parser.add_argument("--params", default=None, help="parameter file (default: the installed config/fusion.yaml)")
     parser.add_argument("--executor", choices=EXECUTORS, default=None,
                         help="the nodes' rclpy executor (default: as mmhpe-ros run chooses)")
     parser.add_argument("--domain", default="98", help="ROS_DOMAIN_ID for the soak (0-101 are safe on Linux)")
@@ -99,7 +109,7 @@ def main() -> int:
     torch.set_num_threads(1)
     init_composed_process()  # as `mmhpe-ros run` does
     try:
-        result = soak(args.minutes * 60.0, args.rate, args.model)
+        result = soak(args.minutes * 60.0, args.rate, args.model, params_path=args.params)
     finally:
         rclpy.try_shutdown()
     print(f"soak_minutes {result.seconds / 60:.2f}")
