@@ -165,13 +165,12 @@ def throughput(model_path: str | None, rate: float, seconds: float) -> None:
             node.destroy_node()
     tag = f"x{rate:g}"
     print(f"replay_frames_per_s_{tag} {(published - published0) / FRAME_MESSAGES / (t1 - t0):.1f}")
-    _print_throughput(tag, fused - fused0, complete - complete0, t1 - t0, fusion.worker.dropped)
+    _print_throughput(tag, fused - fused0, complete - complete0, t1 - t0)
 
 
-def _print_throughput(tag: str, fused: int, complete: int, seconds: float, dropped: Any) -> None:
+def _print_throughput(tag: str, fused: int, complete: int, seconds: float) -> None:
     print(f"fused_frames_per_s_{tag} {fused / seconds:.1f}")
     print(f"complete_fraction_{tag} {complete / max(fused, 1):.3f}")
-    print(f"inference_dropped_{tag} {dropped}")
 
 
 def _processes(model_path: str | None, bench: Bench, **options: Any) -> Any:
@@ -231,7 +230,7 @@ def throughput_processes(model_path: str | None, rate: float, seconds: float) ->
     start_t, start = next((t, v) for t, v in bench.fusion if t >= end_t - seconds)
     fused = int(end["fused"]) - int(start["fused"])
     partial = int(end["partial"]) - int(start["partial"])
-    _print_throughput(f"x{rate:g}", fused, fused - partial, end_t - start_t, end["inference_dropped"])
+    _print_throughput(f"x{rate:g}", fused, fused - partial, end_t - start_t)
     for name in cpu0:
         print(f"cpu_percent_{name}_x{rate:g} {100.0 * (cpu1[name] - cpu0[name]) / (t1 - t0):.0f}")
 

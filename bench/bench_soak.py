@@ -40,7 +40,6 @@ class SoakResult:
     loops: int
     sync_resets: int
     sync_dropped: dict[str, int]
-    inference_dropped: int
     max_queued: int
     queue_size: int
     rss_samples_mb: list[float] = field(default_factory=list)
@@ -70,7 +69,7 @@ def soak(seconds: float, rate: float, model_path: str | None = None, warm_up_s: 
             seconds=time.monotonic() - start, rss_start_mb=start_rss, rss_end_mb=rss_mb(),
             fused=fusion.fused - start_fused, partial=fusion.partial - start_partial, loops=replayer.player.loops,
             sync_resets=fusion.sync.resets, sync_dropped={m: c.dropped for m, c in fusion.sync.counters.items()},
-            inference_dropped=fusion.worker.dropped, max_queued=max_queued, queue_size=fusion.sync.queue_size,
+            max_queued=max_queued, queue_size=fusion.sync.queue_size,
             rss_samples_mb=samples)
     finally:
         spinner.stop()
@@ -114,7 +113,6 @@ def main() -> int:
     print(f"soak_bag_loops {result.loops}")
     print(f"soak_sync_resets {result.sync_resets}")
     print(f"soak_sync_dropped {sum(result.sync_dropped.values())}")
-    print(f"soak_inference_dropped {result.inference_dropped}")
     print(f"soak_max_queued {result.max_queued}")
     return 0
 

@@ -20,15 +20,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmhpe_ros.data.bag_format import POINT_FIELDS
+from mmhpe_ros.geometry.calibration import Calibration
+from mmhpe_ros.geometry.transforms import RigidTransform
 from mmhpe_ros.modalities import CSI_ANTENNAS, CSI_SUBCARRIERS, KEYPOINT_FIELDS, MMWAVE_FIELDS
 from mmhpe_ros.model.config import ModelConfig
+from mmhpe_ros.model.observe import Rig
 from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.cloud_input import CloudInput
 from mmhpe_ros.runtime.codecs import POINT_FIELD_DTYPES, CodecError
 from mmhpe_ros.runtime.features import read_features
 from mmhpe_ros.runtime.sensors import CloudProcessor, CsiProcessor, KeypointProcessor
-from ros_domain import lease_domain  # noqa: E402
+
+from hand_geometry import LIDAR_MOUNT, calibration_parameters, floor, person, to_sensor
 
 CONFIG = ModelConfig(lidar_points=64, mmwave_points=16)
+# The fuzzed messages' frame "f" and the LiDAR's frame have extrinsics: decoding goes all the way
+# through the transform and the localiser.
+RIG = Rig(Calibration(extrinsics={"f": RigidTransform.from_xyz_rpy((0.1, 0.2, 1.0), (0.1, 0.2, 0.3)),
+                                  "lidar": RigidTransform.from_xyz_rpy(*LIDAR_MOUNT)}))
 MEMORY_BUDGET_BYTES = 32 * 2**20  # inputs are at most a few kB; no decoder may allocate more
 UINT32_MAX = 2**32 - 1
 # Examples per fuzz test: modest for CI (2 cores); MMHPE_FUZZ_EXAMPLES=5000 for a long run.
@@ -142,9 +152,11 @@ CLOUD_DECODERS: dict[str, Callable[[Any], Any]] = {
     "read_points[radar]": lambda m: codecs.read_points(m, list(MMWAVE_FIELDS)),
     "read_points_array[radar]": lambda m: codecs.read_points_array(m, list(MMWAVE_FIELDS)),
     "read_points_array[xyz, float32]": lambda m: codecs.read_points_array(m, ["x", "y", "z"], np.float32),
-    "lidar": CloudProcessor("lidar", CONFIG).process,
-    "mmwave": CloudProcessor("mmwave", CONFIG).process,
-    "keypoints": KeypointProcessor(CONFIG).process,
+    "lidar": CloudProcessor("lidar", CONFIG, RIG).process,
+    "mmwave": CloudProcessor("mmwave", CONFIG, RIG).process,
+    "cloud_input[lidar]": CloudInput(POINT_FIELDS["lidar"]).read,  # what the cloud nodes read with
+    "cloud_input[mmwave, merged]": CloudInput.from_parameters(POINT_FIELDS["mmwave"], merge_frames=3).read,
+    "keypoints": KeypointProcessor(CONFIG, RIG).process,
     "features[rgb]": lambda m: read_features("rgb", m, CONFIG),
     "features[lidar]": lambda m: read_features("lidar", m, CONFIG),
     "features[mmwave]": lambda m: read_features("mmwave", m, CONFIG),
@@ -185,7 +197,7 @@ def test_named_faults_say_what_is_wrong(change, message):
                           data=data, is_dense=True)
     vars(msg).update(change)
     with pytest.raises(CodecError, match=message):
-        CloudProcessor("lidar", CONFIG).process(msg)
+        CloudProcessor("lidar", CONFIG, RIG).process(msg)
 
 
 def _xyz_cloud(points: np.ndarray, **change: Any) -> SimpleNamespace:
@@ -209,7 +221,7 @@ def test_regression_fields_with_count_above_one():
     msg = _xyz_cloud(np.zeros((2, 3)))
     msg.fields[2].count = 2
     msg.fields[2].offset = 8  # z and z[1] overlap y's bytes; still within point_step
-    for decode in (CloudProcessor("lidar", CONFIG).process, lambda m: read_features("lidar", m, CONFIG)):
+    for decode in (CloudProcessor("lidar", CONFIG, RIG).process, lambda m: read_features("lidar", m, CONFIG)):
         with pytest.raises(CodecError, match=r"'z': 2.*expected count 1"):
             decode(msg)
 
@@ -224,12 +236,30 @@ def test_regression_sizes_beyond_uint32_are_refused():
         codecs.read_points(_xyz_cloud(np.empty((0, 3)), height=0, width=2**40))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_regression_coordinates_near_float32_max_stay_out_of_the_search():
+    """Found by the fuzzer: finite float32 coordinates of ~3e38 m overflowed (a RuntimeWarning) when
+    moved into the base frame; they are outside the search region."""
+    points = np.random.default_rng(2).normal(size=(40, 3))
+    points[:20] = 3.0e38
+    features = CloudProcessor("lidar", CONFIG, RIG).process(_xyz_cloud(points))
+    assert not features.present and features.non_finite == 0
+    radar = np.column_stack([points, np.ones((40, 2))])
+    radar[:20, :3] = 3.0e38
+    features = CloudProcessor("mmwave", CONFIG, RIG).process_points(radar, 10**9, "f")
+    valid = features.arrays["mmwave_valid"]
+    assert 0 < valid.sum() <= 20 and np.abs(features.arrays["mmwave_points"][valid, :3]).max() < 20  # the others
+
+
 def test_values_beyond_float32_count_as_non_finite():
     """Found by the fuzzer: finite float64 values became inf in the float32 model inputs."""
-    points = np.random.default_rng(0).normal(size=(20, 3))
+    rng = np.random.default_rng(0)
+    points = to_sensor(np.vstack([person(3.0, 0.0, rng, points=300), floor(rng, 300)]), LIDAR_MOUNT)
     points[3, 1], points[8, 2] = 1e300, -1e300
-    features = CloudProcessor("lidar", CONFIG).process(_xyz_cloud(points))
-    assert features.non_finite == 2 and np.isfinite(features.arrays["lidar"]).all()
+    msg = _xyz_cloud(points)
+    msg.header.frame_id = "lidar"
+    features = CloudProcessor("lidar", CONFIG, RIG).process(msg)
+    assert features.present and features.non_finite == 2 and np.isfinite(features.arrays["lidar_points"]).all()
     amplitude = np.random.default_rng(1).normal(size=(CSI_ANTENNAS, CSI_SUBCARRIERS))
     phase = amplitude.copy()
     phase[0, :] *= 1e300  # beyond float32: treated as missing (NaN -> 0 when sanitised)
@@ -250,7 +280,7 @@ def sensor_nodes(tmp_path_factory):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from rclpy.parameter import Parameter
-    from ros_domain import ros_domain
+    from ros_domain import lease_domain, ros_domain
 
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.pose_model import PoseModel
@@ -259,9 +289,10 @@ def sensor_nodes(tmp_path_factory):
 
     path = save_model(tmp_path_factory.mktemp("model") / "m.safetensors",
                       PoseModel(ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64)))
+    overrides = [Parameter("model_path", value=str(path))]
+    overrides += [Parameter(k, value=v) for k, v in calibration_parameters(lidar=LIDAR_MOUNT).items()]
     with ros_domain(lease_domain()):
-        nodes = {"lidar": LidarNode(parameter_overrides=[Parameter("model_path", value=str(path))]),
-                 "wifi": WifiNode(parameter_overrides=[Parameter("model_path", value=str(path))])}
+        nodes = {"lidar": LidarNode(parameter_overrides=overrides), "wifi": WifiNode(parameter_overrides=overrides)}
         yield nodes
         for node in nodes.values():
             node.destroy_node()
@@ -300,27 +331,30 @@ def test_node_counts_bad_messages_and_never_raises(lidar_node, msg):
     rclpy_msg = _as_rclpy(msg)
     (subscription,) = lidar_node.subscriptions
     counters = lidar_node.inputs[subscription.topic_name.lstrip("/")]
-    try:
-        lidar_node.processor.process(rclpy_msg)
+    try:  # what the node does: read through its cloud input, then stage 1
+        merged = lidar_node.cloud_input.read(rclpy_msg)
+        lidar_node.processor.process_points(merged.points, merged.stamp_ns, merged.frame_id)
         bad = False
     except CodecError:
         bad = True
-    dropped, handled = counters.dropped, counters.published + counters.empty
+    dropped, published = counters.dropped, counters.published  # published: empty messages (nobody) too
     subscription.callback(rclpy_msg)  # the real callback; must not raise
-    assert (counters.dropped - dropped, counters.published + counters.empty - handled) == ((1, 0) if bad else (0, 1))
+    assert (counters.dropped - dropped, counters.published - published) == ((1, 0) if bad else (0, 1))
 
 
 def test_node_keeps_working_after_bad_messages(lidar_node):
     types = codecs.rclpy_types()
     (subscription,) = lidar_node.subscriptions
     counters = lidar_node.inputs[subscription.topic_name.lstrip("/")]
+    rng = np.random.default_rng(0)
     good = codecs.create_points(types, codecs.make_header(types, 10**9, "lidar"),
-                                np.random.default_rng(0).normal(size=(30, 3)), ["x", "y", "z"])
+                                to_sensor(np.vstack([person(3.0, 0.5, rng, 200), floor(rng, 200)]), LIDAR_MOUNT),
+                                ["x", "y", "z"])
     bad = codecs.create_points(types, codecs.make_header(types, 10**9, "lidar"), np.zeros((3, 2)), ["x", "q"])
-    dropped, published = counters.dropped, counters.published
+    dropped, published, empty = counters.dropped, counters.published, counters.empty
     for msg in (bad, good, bad, good):
         subscription.callback(msg)
-    assert (counters.dropped - dropped, counters.published - published) == (2, 2)
+    assert (counters.dropped - dropped, counters.published - published, counters.empty - empty) == (2, 2, 0)
     assert "no field 'y'" in counters.last_error
     (status,) = lidar_node.statuses()
     assert status.values["dropped"] == str(counters.dropped) and "no field 'y'" in status.values["last_error"]

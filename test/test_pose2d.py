@@ -1,6 +1,5 @@
-"""2D keypoints from camera images (runtime/pose2d.py) on a real photograph, and the whole path
-Image message -> keypoints -> model pixels -> model inputs -> PoseModel, then the camera node
-over DDS.
+"""2D keypoints from camera images (runtime/pose2d.py) on a real photograph, the path Image message
+-> keypoints -> rays through the camera's intrinsics, then the camera node over DDS.
 
 The photograph is scikit-image's ``astronaut`` (512 x 512, shipped in its wheel): a woman facing
 the camera, head and shoulders in view, her right arm down the left side of the picture, her left
@@ -150,38 +149,36 @@ def test_a_stream_detector_tracks_the_person_over_frames(mediapipe, astronaut):
     assert 200 <= u <= 245 and 105 <= v <= 150
 
 
-def test_image_message_to_model_joints(detector, astronaut):
-    """Image message -> image_to_array -> detect -> to_model_pixels -> prepare_inputs -> PoseModel."""
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
+def test_image_message_to_rays_with_the_camera_infos_intrinsics(detector, astronaut):
+    """Image message -> image_to_array -> detect -> rays through the CameraInfo's pinhole, in the
+    base frame (a camera 1.5 m up looking along base +x)."""
+    from mmhpe_ros.geometry.calibration import Calibration
+    from mmhpe_ros.geometry.transforms import RigidTransform
     from mmhpe_ros.model.config import ModelConfig
-    from mmhpe_ros.model.inputs import PRESENT, prepare_inputs
-    from mmhpe_ros.model.pose_model import PoseModel
+    from mmhpe_ros.model.observe import Rig
     from mmhpe_ros.runtime.images import image_to_array
-    from mmhpe_ros.runtime.intrinsics import to_model_pixels
+    from mmhpe_ros.runtime.sensors import KeypointProcessor
 
     msg = bgr8_message(astronaut)
-    rgb = image_to_array(msg)
-    keypoints = detector.detect(rgb)
+    keypoints = detector.detect(image_to_array(msg))
     k = [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]  # a 512 x 512 camera, ~46 deg wide
     info = SimpleNamespace(width=512, height=512, k=k, d=[], distortion_model="", binning_x=0, binning_y=0,
                            roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0))
-    model_pixels = to_model_pixels(keypoints, info, msg.width, msg.height)
-    # 615 / 600 of the offsets from the centre, about MM-Fi's image centre.
+    optical = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # optical z -> base x, y -> -z
+    mount = RigidTransform(optical, [0.0, 0.0, 1.5])
+    processor = KeypointProcessor(ModelConfig(), Rig(Calibration(extrinsics={"camera": mount})))
+    processor.set_camera_info(info)
+    features = processor.from_keypoints(keypoints, 0, "camera")
     nose = KEYPOINT_INDEX["nose"]
-    np.testing.assert_allclose(model_pixels[nose, :2], (keypoints[nose, :2] - 255.5) * 615 / 600 + [319.5, 239.5])
-
-    config = ModelConfig(feature_dim=16, hidden_dim=16, lidar_points=64, mmwave_points=16)
-    inputs = prepare_inputs({"rgb": model_pixels}, config)
-    assert inputs[PRESENT].tolist() == [m == "rgb" for m in config.modalities]
-    visible = keypoints[:, 2] > 0.5  # the legs, out of the picture, are extrapolated below it
-    assert visible.sum() >= 7 and np.abs(inputs["rgb"][visible]).max() <= 1.0  # normalised image units
-    torch.manual_seed(0)
-    model = PoseModel(config).eval()
-    batch = {key: torch.from_numpy(value)[None] for key, value in inputs.items()}
-    with torch.no_grad():
-        joints = model(batch)
-    assert joints.shape == (1, 17, 3) and torch.isfinite(joints).all()
+    u, v = keypoints[nose, :2]
+    by_hand = np.array([1.0, -(u - 255.5) / 600.0, -(v - 255.5) / 600.0])  # base x, y, z of the nose's ray
+    np.testing.assert_allclose(features.arrays["rgb_rays"][nose], by_hand / np.linalg.norm(by_hand), atol=1e-6)
+    np.testing.assert_allclose(features.arrays["rgb_origin"], [0.0, 0.0, 1.5])
+    assert features.arrays["rgb_rays"][nose, 2] > 0.1  # the face is above the image centre: the ray rises
+    inside = ((keypoints[:, :2] >= -0.5) & (keypoints[:, :2] < 511.5)).all(axis=1)
+    assert inside.sum() >= 7 and not inside.all()  # the legs, extrapolated below the picture, have no ray
+    np.testing.assert_allclose(features.arrays["rgb_score"], np.where(inside, keypoints[:, 2], 0.0), atol=1e-6)
+    np.testing.assert_array_equal(features.arrays["rgb_rays"][~inside], 0.0)
 
 
 # -- the camera node over DDS -------------------------------------------------------------------
@@ -205,13 +202,11 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
 
     from mmhpe_ros.model.checkpoint import save_model
     from mmhpe_ros.model.config import ModelConfig
-    from mmhpe_ros.model.inputs import prepare_modality
     from mmhpe_ros.model.pose_model import PoseModel
     from mmhpe_ros.modalities import TOPICS
     from mmhpe_ros.nodes.camera import CameraNode
     from mmhpe_ros.runtime import codecs
     from mmhpe_ros.runtime.features import feature_topic, read_features
-    from mmhpe_ros.runtime.intrinsics import to_model_pixels
     from mmhpe_ros.runtime.pose2d import KeypointDetector
 
     config = ModelConfig(feature_dim=8, hidden_dim=8, lidar_points=64, mmwave_points=16)
@@ -223,8 +218,12 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
     with KeypointDetector() as fresh:  # the node's detector sees the same first frame: same output
         detected = fresh.detect(picture)
         assert detected is not None
-        expected_pixels = to_model_pixels(detected, None, 512, 512)
-    expected, _ = prepare_modality("rgb", expected_pixels, config)
+    # the calibration's 512 x 512 camera (f 600 px), 1.5 m up looking along base +x: rays by hand
+    rays = np.column_stack([np.ones(17), -(detected[:, 0] - 255.5) / 600.0, -(detected[:, 1] - 255.5) / 600.0])
+    expected_rays = rays / np.linalg.norm(rays, axis=1, keepdims=True)
+    calibration = {"extrinsics.camera.xyz": [0.0, 0.0, 1.5], "extrinsics.camera.rpy": [-np.pi / 2, 0.0, -np.pi / 2],
+                   "intrinsics.camera.width": 512, "intrinsics.camera.height": 512,
+                   "intrinsics.camera.k": [600.0, 0.0, 255.5, 0.0, 600.0, 255.5, 0.0, 0.0, 1.0]}
 
     previous = os.environ.get("ROS_DOMAIN_ID")
     os.environ["ROS_DOMAIN_ID"] = ROS_DOMAIN_ID
@@ -234,7 +233,8 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
         helper = rclpy.create_node("camera_image_test")
         node = CameraNode(parameter_overrides=[
             Parameter("model_path", value=str(model_path)), Parameter("use_images", value=True),
-            Parameter("image_transport", value="compressed" if transport == "png" else "raw")])
+            Parameter("image_transport", value="compressed" if transport == "png" else "raw")]
+            + [Parameter(name, value=value) for name, value in calibration.items()])
         for n in (helper, node):
             executor.add_node(n)
         assert node._detector is not None, "the camera node did not start its image path"
@@ -267,8 +267,11 @@ def test_camera_node_turns_published_images_into_model_features(mediapipe, astro
             executor.spin_once(timeout_sec=0.1)
         assert received, "no features from the camera node within 20 s"
         assert codecs.header_stamp_ns(received[0]) == 5_000_000_000
+        assert received[0].header.frame_id == "base_link"
         got = read_features("rgb", received[0], config)
-        np.testing.assert_allclose(got["rgb"], expected["rgb"], atol=1e-4)
+        inside = ((detected[:, :2] >= -0.5) & (detected[:, :2] < 511.5)).all(axis=1)
+        np.testing.assert_allclose(got["rgb_rays"][inside], expected_rays[inside], atol=1e-4)
+        np.testing.assert_allclose(got["rgb_score"], np.where(inside, detected[:, 2], 0.0), atol=1e-4)
         executor.shutdown()
         node.destroy_node()
         helper.destroy_node()

@@ -41,13 +41,26 @@ class CameraIntrinsics:
 
     @classmethod
     def from_camera_info(cls, info: Any) -> "CameraIntrinsics | None":
-        """From a sensor_msgs/CameraInfo (rclpy or rosbags); None when uncalibrated (K all zero).
+        """The camera of the images a sensor_msgs/CameraInfo (rclpy or rosbags) describes; None when
+        uncalibrated (K all zero).
 
-        ValueError (a CodecError) for a K or D that cannot be used."""
-        source = SourceCamera.from_camera_info(info, int(info.width) or 1, int(info.height) or 1)
+        REP 104: K and D are the calibrated sensor's (``width`` x ``height``); the published image is
+        its ``roi`` (the whole sensor when the ROI's size is 0) binned by ``binning_x`` /
+        ``binning_y``, so K is moved and scaled onto that image. ValueError (a CodecError) for a K, D
+        or size that cannot be used."""
+        binning = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
+        roi = info.roi
+        width = int(roi.width or info.width) // binning[0]
+        height = int(roi.height or info.height) // binning[1]
+        source = SourceCamera.from_camera_info(info, width or 1, height or 1)
         if source is None:
             return None
-        return cls(int(info.width), int(info.height), source.k, source.d)
+        (sx, sy), (ox, oy), k = source.scale, source.offset, source.k
+        # image pixel u is sensor pixel (u + 0.5) * sx - 0.5 + ox (pixel centres at integers)
+        image_k = np.array([[k[0, 0] / sx, k[0, 1] / sx, (k[0, 2] - ox + 0.5) / sx - 0.5],
+                            [0.0, k[1, 1] / sy, (k[1, 2] - oy + 0.5) / sy - 0.5],
+                            [0.0, 0.0, 1.0]])
+        return cls(width, height, image_k, source.d)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], what: str = "intrinsics") -> "CameraIntrinsics":

@@ -25,9 +25,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from mmhpe_ros.model.observe import Rig
 from mmhpe_ros.modalities import TOPICS
-from mmhpe_ros.nodes.sensor_node import SensorNode
+from mmhpe_ros.nodes.sensor_node import ERROR_LOG_PERIOD_S, SensorNode
 from mmhpe_ros.nodes.spin import spin_node
 from mmhpe_ros.runtime import codecs
+from mmhpe_ros.runtime.intrinsics import rescale
 from mmhpe_ros.runtime.sensors import Features, KeypointProcessor
 
 IMAGE_TRANSPORTS = {"raw": (Image, ""), "compressed": (CompressedImage, "/compressed")}  # message, topic suffix
@@ -53,7 +54,8 @@ class CameraNode(SensorNode):
         self.rig = Rig(self.calibration)
         self.processor = KeypointProcessor(self.config, self.rig, self.transforms)
         self.subscribe(PointCloud2, keypoints_topic, self._on_keypoints)
-        self.create_subscription(CameraInfo, info_topic, self.processor.set_camera_info, qos_profile_sensor_data)
+        self.bad_camera_info = 0  # CameraInfo messages that could not be used (the previous intrinsics stay)
+        self.create_subscription(CameraInfo, info_topic, self._on_camera_info, qos_profile_sensor_data)
         self._nominal_warned = False
         self._detector = None
         message_type, suffix = IMAGE_TRANSPORTS[transport]
@@ -93,6 +95,14 @@ class CameraNode(SensorNode):
                                       f"{keypoints.resolved_topic} and use_images is false: set use_images: true "
                                       "to detect keypoints on the images")
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self.processor.set_camera_info(msg)
+        except Exception as error:  # noqa: BLE001 - a callback must never raise; counted and logged
+            self.bad_camera_info += 1
+            self.get_logger().error(f"unusable CameraInfo ({self.bad_camera_info} so far), keeping the previous "
+                                    f"intrinsics: {error}", throttle_duration_sec=ERROR_LOG_PERIOD_S)
+
     def _on_keypoints(self, msg: PointCloud2) -> Features:
         return self._checked(self.processor.process(msg))
 
@@ -106,8 +116,7 @@ class CameraNode(SensorNode):
         height, width = rgb.shape[:2]
         if (width, height) != (camera.width, camera.height):  # the image was scaled after calibration
             keypoints = keypoints.copy()
-            keypoints[:, 0] *= camera.width / width
-            keypoints[:, 1] *= camera.height / height
+            keypoints[:, :2] = rescale(keypoints[:, :2], width, height, camera.width, camera.height)
         return self._checked(self.processor.from_keypoints(keypoints, stamp, msg.header.frame_id))
 
     def _checked(self, features: Features) -> Features:

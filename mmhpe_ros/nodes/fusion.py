@@ -5,10 +5,9 @@ reliable, as the sensor nodes publish them), decodes each message
 (:func:`~mmhpe_ros.runtime.features.read_features`; an empty message means the sensor saw the frame
 and found nobody) and synchronises them by header stamp (:class:`~mmhpe_ros.runtime.sync.FeatureSync`: approximate time with ``queue_size`` and
 ``slop``, plus a ``deadline`` after which the modalities that are there are fused without the
-rest). Without load a set is inferred in the subscription callback that completed it; under load
-(sets closer than ``inline_factor`` inference times) sets queue for an inference thread
-(:class:`~mmhpe_ros.runtime.worker.LatestBatchWorker`), which infers the sets that waited in one
-batch; beyond ``max_pending`` waiting sets the oldest is dropped.
+rest). A set is inferred in the callback that completed it (a feature subscription, or the timer
+that flushes pending sets when the inputs go quiet): plain rclpy, one executor thread, nothing
+queued beyond the synchroniser.
 
 Each set goes through :class:`~mmhpe_ros.runtime.estimator.PoseEstimator`: the person's root is
 fused from the modalities' own estimates and the model's joints are placed back in ``base_frame``
@@ -61,7 +60,6 @@ from mmhpe_ros.runtime.markers import (
     MODALITY_COUNT_COLORS, RGBA, color_for_modalities, error_colors, skeleton_markers,
 )
 from mmhpe_ros.runtime.sync import FeatureSync, SyncedSet
-from mmhpe_ros.runtime.worker import LatestBatchWorker
 
 OUTPUT_QOS = QoSProfile(depth=10)  # reliable: RViz, Foxglove and `ros2 bag record` all match it
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -109,11 +107,6 @@ class FusionNode(Node):
                                  read_only=False)
         tolerance = self._declare("mpjpe_tolerance", 0.02, "largest stamp difference (s) between a prediction "
                                   "and the ground truth it is scored against")
-        max_pending = self._declare("max_pending", 8, "sets waiting for inference (inferred in one batch); "
-                                    "the oldest is dropped beyond")
-        inline_factor = self._declare("inline_factor", 2.0, "infer a set in the callback that completed it "
-                                      "(no hand-over to the inference thread) when the previous set came at "
-                                      "least this many inference times before; 0: always the inference thread")
         threads = self._declare("torch_threads", 1, "CPU threads for inference (0: torch's default)")
         device = self._declare("device", "cpu", "torch device for inference (cpu, cuda)")
         self.stale_after_s = self._declare("stale_after_s", 1.0, "diagnostics report a modality STALE after "
@@ -145,7 +138,7 @@ class FusionNode(Node):
         self.last_fused: tuple[str, ...] = ()
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # last input in -> markers out (ms)
         self.forward_ms: deque[float] = deque(maxlen=10_000)  # model forward per set (ms)
-        self._lock = threading.Lock()  # sync and mpjpe: subscription callbacks vs worker and timers
+        self._lock = threading.Lock()  # sync and mpjpe: callbacks vs diagnostics read from other threads (tests, run)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._last_arrival_ns = self._steady.now().nanoseconds
 
@@ -159,9 +152,6 @@ class FusionNode(Node):
                 _MESSAGE_CLASSES[FEATURE_MESSAGE_TYPES[modality]], feature_topic(modality),
                 lambda msg, m=modality: self._on_features(m, msg), FEATURES_QOS)
         self.create_subscription(PoseArray, TOPICS.ground_truth, self._on_ground_truth, QoSProfile(depth=10))
-        self.worker: LatestBatchWorker[SyncedSet[Arrived]] = LatestBatchWorker(
-            self._fuse, max_pending=max_pending, on_error=self._on_fuse_error, name="fusion_inference",
-            inline_factor=inline_factor)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics, clock=self._steady)
         self.create_timer(max(self.idle_flush_s / 2, 0.01), self._flush_when_idle, clock=self._steady)
         self.runtime = RuntimeParameters(self)  # the parameters that apply when set; the rest are read-only
@@ -187,10 +177,6 @@ class FusionNode(Node):
             return {}
         colors = {subset: error_colors(errors, *range_mm) for subset, errors in expected.items()}
         return {subset: (c, tuple(c.mean(axis=0))) for subset, c in colors.items()}
-
-    def destroy_node(self) -> None:
-        self.worker.close()
-        super().destroy_node()
 
     def _declare(self, name: str, default: Any, description: str, read_only: bool = True) -> Any:
         """Declare a parameter (read-only unless ``self.runtime`` applies it); returns its value."""
@@ -223,12 +209,12 @@ class FusionNode(Node):
             with self._lock:
                 self._last_arrival_ns = now
                 sets = self.sync.add(modality, stamp, arrived)
-            for synced in sets:
-                self.worker.run_or_submit(synced)
         except Exception as error:  # noqa: BLE001 - a callback must never raise; counted and logged
             self.decode_errors[modality] += 1
             self.get_logger().error(f"{feature_topic(modality)}: dropped a message: {error}",
                                     throttle_duration_sec=ERROR_LOG_PERIOD_S)
+            return
+        self._infer(sets)
 
     def _on_ground_truth(self, msg: PoseArray) -> None:
         try:
@@ -250,8 +236,16 @@ class FusionNode(Node):
         with self._lock:
             idle = self._steady.now().nanoseconds - self._last_arrival_ns > self.idle_flush_s * 1e9
             sets = self.sync.flush() if idle and any(self.sync.pending.values()) else []
-        for synced in sets:
-            self.worker.submit(synced)
+        self._infer(sets)
+
+    def _infer(self, sets: list[SyncedSet[Arrived]]) -> None:
+        """Fuse the completed sets (one forward pass); an error is counted and logged, never raised."""
+        if not sets:
+            return
+        try:
+            self._fuse(sets)
+        except Exception as error:  # noqa: BLE001 - a callback must never raise
+            self._on_fuse_error(sets, error)
 
     def _on_fuse_error(self, batch: list[SyncedSet[Arrived]], error: BaseException) -> None:
         if not self.context.ok():  # shutting down (Ctrl-C): publishing stopped working, nothing went wrong
@@ -260,7 +254,7 @@ class FusionNode(Node):
         self.get_logger().error(f"inference on {len(batch)} set(s) from {batch[0].stamp_ns} ns failed: {error}",
                                 throttle_duration_sec=ERROR_LOG_PERIOD_S)
 
-    # -- inference (callback or inference thread) ---------------------------------------------
+    # -- inference ---------------------------------------------------------------------------
 
     def _fuse(self, batch: list[SyncedSet[Arrived]]) -> None:
         thread = threading.get_ident()
@@ -272,7 +266,8 @@ class FusionNode(Node):
                 torch.set_num_threads(self.torch_threads)
         estimate = self.estimator.predict_batch(
             [{m: a.arrays for m, a in synced.messages.items()} for synced in batch])
-        self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
+        if estimate.person.any():  # nobody anywhere: the model did not run
+            self.forward_ms.append(self.estimator.last_forward_ms / len(batch))
         model_modalities = self.estimator.config.modalities
         for synced, joints, person, present in zip(batch, estimate.joints, estimate.person, estimate.present):
             used = tuple(m for m, p in zip(model_modalities, present) if p)
@@ -342,8 +337,7 @@ class FusionNode(Node):
         values = {
             "fused": str(self.fused), "partial": str(self.partial), "last_fused": ",".join(self.last_fused),
             "no_person": str(self.no_person), "base_frame": self.frame_id,
-            "inference_dropped": str(self.worker.dropped),
-            "inferred_in_callback": str(self.worker.inline), "inference_errors": str(self.inference_errors),
+            "inference_errors": str(self.inference_errors),
             "sync_resets": str(resets),
             "forward_ms": f"{self.forward_ms[-1]:.2f}" if self.forward_ms else "n/a",
             "latency_ms": f"{self.latencies_ms[-1]:.2f}" if self.latencies_ms else "n/a",

@@ -14,7 +14,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from mmhpe_ros.modalities import SENSOR_TOPICS, TOPICS
@@ -27,6 +27,7 @@ from mmhpe_ros.runtime.replay import BagPlayer
 SENSOR_DATA_TOPICS = frozenset(SENSOR_TOPICS.values()) | {TOPICS.camera_image, TOPICS.camera_info}
 WAIT_POLL_S = 0.05  # how often the replayer looks for the subscribers it waits for
 RUNTIME_PARAMETERS = ("rate", "paused")  # applied when set (ros2 param set); the others are read-only
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # /tf_static, as tf2 offers it
 CLOCK_QOS = QoSProfile(depth=1)  # reliable: matches best-effort time sources (rclpy, rclcpp) and reliable ones
 
 
@@ -50,15 +51,23 @@ class Replayer(Node):
                                  "(every node on use_sim_time takes each one: 20 Hz, not 100, kept x10 replay whole)")
 
         self.source = BagSource(bag or SAMPLE_BAG)
-        self._bag_publishers = {
-            topic: self.create_publisher(
-                _message_class(msgtype), topic.lstrip("/"),
-                qos_profile_sensor_data if topic.lstrip("/") in SENSOR_DATA_TOPICS else 10)
-            for topic, msgtype in self.source.topics.items()
-        }
+        self._bag_publishers = {}
+        unavailable = []
+        for topic, msgtype in self.source.topics.items():
+            try:
+                message_class = _message_class(msgtype)
+            except (ImportError, AttributeError):  # e.g. tf2_msgs, not on PyPI: the rest still plays
+                unavailable.append(f"{topic} ({msgtype})")
+                continue
+            name = topic.lstrip("/")
+            qos = (qos_profile_sensor_data if name in SENSOR_DATA_TOPICS
+                   else LATCHED_QOS if name == "tf_static" else 10)
+            self._bag_publishers[topic] = self.create_publisher(message_class, name, qos)
+        if unavailable:
+            self.get_logger().warning(f"not replayed, their message types are not installed: {', '.join(unavailable)}")
         self.player = BagPlayer(
             self.source.read, self.source.start_ns, self.source.end_ns,
-            lambda topic, data: self._bag_publishers[topic].publish(data),
+            self._publish_recorded,
             rate=rate, start_offset_s=offset, loop=loop, paused=paused,
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -67,10 +76,10 @@ class Replayer(Node):
             self._clock_publisher = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
             self.create_timer(1.0 / clock_hz, self._publish_clock, clock=steady)
         unknown = [t for t in wait_for if "/" + t.lstrip("/") not in self._bag_publishers]
-        if unknown:
-            raise ValueError(f"wait_for_subscribers: {unknown} are not topics of {self.source.path} "
-                             f"({sorted(self._bag_publishers)})")
-        self._awaited = [self._bag_publishers["/" + t.lstrip("/")] for t in wait_for]
+        if unknown:  # e.g. a driver-shaped bag with camera images and no keypoints: nothing to wait for
+            self.get_logger().warning(f"wait_for_subscribers: {unknown} are not replayed from {self.source.path} "
+                                      f"(its topics: {sorted(self._bag_publishers)}); not waited for")
+        self._awaited = [self._bag_publishers["/" + t.lstrip("/")] for t in wait_for if t not in unknown]
         self._steady = steady
         self._thread = threading.Thread(target=self._play, name="bag_player", daemon=True)
         self._start_timer = self.create_timer(max(delay, 1e-3), self._start, clock=steady)
@@ -118,6 +127,11 @@ class Replayer(Node):
         if not self.player.stopped:
             self.player.pause()  # freeze /clock at the end of the bag
             self.get_logger().info(f"finished: {self.player.published} messages published")
+
+    def _publish_recorded(self, topic: str, data: bytes) -> None:
+        publisher = self._bag_publishers.get(topic)
+        if publisher is not None:
+            publisher.publish(data)
 
     def _publish_clock(self) -> None:
         self._clock_publisher.publish(ClockMsg(clock=to_stamp(self.player.bag_now())))

@@ -276,7 +276,7 @@ def _run_composed(args: argparse.Namespace, kind: str) -> int:
             return Progress(fusion.fused, fusion.partial, fusion.mpjpe.mean_mm, fusion.mpjpe.count)
 
         def finished() -> bool:
-            return replayer.player.loops >= 1 and not replayer.player.loop and fusion.worker.join_idle(0.0)
+            return replayer.player.loops >= 1 and not replayer.player.loop and not any(fusion.sync.pending.values())
 
         _report(args, bag_s, progress, finished, lambda: rclpy.ok() and spinner.alive(), recorder)
     except (KeyboardInterrupt, ExternalShutdownException):

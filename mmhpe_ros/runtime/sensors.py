@@ -148,10 +148,11 @@ class CloudProcessor:
         points = _unrepresentable_as_nan(np.asarray(points, dtype=np.float64))
         finite = np.isfinite(points).all(axis=1)
         to_base = self.transforms(frame_id, stamp)
-        if self.modality == "lidar":
-            arrays, present = observe_lidar(points[finite], to_base, self.rig.localiser, self.config)
-        else:
-            arrays, present = observe_mmwave(points[finite], to_base, self.rig.region, self.rig.ground_height)
+        with np.errstate(over="ignore"):  # coordinates near float32's limit turn inf: outside the search region
+            if self.modality == "lidar":
+                arrays, present = observe_lidar(points[finite], to_base, self.rig.localiser, self.config)
+            else:
+                arrays, present = observe_mmwave(points[finite], to_base, self.rig.region, self.rig.ground_height)
         return _features(self.modality, stamp, self.rig, arrays, present, int(len(points) - finite.sum()))
 
 
