@@ -6,8 +6,9 @@
     ros2 launch mmhpe_ros fusion.launch.py calibration:=rig.yaml rviz:=true
 
 Parameters come from config/fusion.yaml (``/**/node_name`` keys: they apply in any namespace);
-the arguments override the few that differ per run. The nodes and their overrides are those of
-mmhpe_ros/nodes/graph.py, which `mmhpe-ros run` starts too. Every node is required: when one
+the arguments override the few that differ per run. The nodes and their values are those of
+mmhpe_ros/nodes/graph.py, which `mmhpe-ros run` starts too: each node gets the file's values for it
+(read as rcl reads them) with the arguments' on top, as one set. Every node is required: when one
 ends (a bad model path, a bag that cannot be read) the launch shuts the rest down.
 """
 from pathlib import Path
@@ -53,7 +54,7 @@ def _graph(context: LaunchContext) -> list:
     """The launch actions of the graph, from the arguments' values (parsed here, not in strings)."""
     from mmhpe_ros.modalities import MODALITIES
     from mmhpe_ros.geometry.calibration import calibration_parameters
-    from mmhpe_ros.nodes.graph import graph_overrides, graph_rig_calibration, parse_modalities
+    from mmhpe_ros.nodes.graph import graph_overrides, graph_rig_calibration, node_parameters, parse_modalities
     from mmhpe_ros.runtime.params_file import load_parameter_file
 
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
@@ -65,15 +66,15 @@ def _graph(context: LaunchContext) -> list:
         raise ValueError(f"no modality left to fuse: modalities {list(listed)} with {switches}")
     sim_time = flag["replay"] if not value["use_sim_time"].strip() else value["use_sim_time"].strip().lower() in TRUE
     namespace = value["namespace"].strip("/")
-    params_file = value["params_file"]
+    params = load_parameter_file(value["params_file"])
     rig = graph_rig_calibration(value["calibration"] or None, value["bag"] or None)
     overrides = graph_overrides(
-        load_parameter_file(params_file), bag=value["bag"] or None, model_path=value["model_path"] or None,
+        params, bag=value["bag"] or None, model_path=value["model_path"] or None,
         rate=float(value["rate"]), loop=flag["loop"], modalities=enabled, replay=flag["replay"],
         use_sim_time=sim_time, namespace="/" + namespace, calibration=calibration_parameters(rig))
     actions: list = [
         Node(package=PACKAGE, executable=name, name=name, namespace=namespace or None, output="screen",
-             parameters=[params_file, values],
+             parameters=[node_parameters(params, name, values, "/" + namespace)],
              on_exit=Shutdown(reason=f"{name} ended: the graph needs every node"))
         for name, values in overrides.items()
     ]

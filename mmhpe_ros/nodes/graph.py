@@ -1,9 +1,14 @@
-"""The node graph, defined once: which nodes run, with which parameter overrides, in which order.
+"""The node graph, defined once: which nodes run, with which parameter values, in which order.
 
 Used by ``ros2 launch mmhpe_ros fusion.launch.py`` (launch/fusion.launch.py) and by
 `mmhpe-ros run` (composed, or one process per node with ``--processes``), so both start the same
-nodes with the same values on top of the same parameter file. No rclpy here: the launch file
-imports it. The values themselves (defaults, topics) live in the nodes and config/fusion.yaml.
+nodes with the same values. Each node is given its complete set of values
+(:func:`node_parameters`): what the parameter file gives it, matched as rcl matches it, with the
+run's overrides on top. Not the file plus overrides for rcl to combine: rcl stores ``-p`` (and
+launch_ros its dictionaries) in the file's first ``/**`` section, which a later section of the
+file then overrides, so a file with a ``/**`` section before ``/**/fusion_node`` would silently
+beat ``modalities:=...``. No rclpy here: the launch file imports it. The values themselves
+(defaults, topics) live in the nodes and config/fusion.yaml.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from typing import Any, Sequence
 import yaml
 
 from mmhpe_ros.modalities import MODALITIES, SENSOR_TOPICS, TOPICS
-from mmhpe_ros.runtime.params_file import NodeSections, parameters_for, with_overrides
+from mmhpe_ros.runtime.params_file import NodeSections, parameters_for
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def graph_overrides(
     if modalities is not None:
         fusion["modalities"] = list(parse_modalities(modalities))
     fusion.update(extra.get(FUSION_NODE.name, {}))
-    filed = parameters_for(with_overrides(params, fusion), FUSION_NODE.name, namespace)
+    filed = node_parameters(params, FUSION_NODE.name, fusion, namespace)
     enabled = parse_modalities(filed.get("modalities", list(MODALITIES)))
     out = {node.name: {**common, **extra.get(node.name, {})}
            for modality, node in SENSOR_NODES.items() if modality in enabled}
@@ -108,9 +113,9 @@ def graph_overrides(
 
 
 def node_parameters(params: NodeSections, name: str, overrides: dict[str, Any], namespace: str = "/") -> dict[str, Any]:
-    """What node ``name`` gets from the parameter file with ``overrides`` given as rcl takes
-    ``--params-file FILE -p name:=value ...`` (:mod:`mmhpe_ros.runtime.params_file`)."""
-    return parameters_for(with_overrides(params, overrides), name, namespace)
+    """Every value node ``name`` in ``namespace`` is given: the parameter file's for it (matched as
+    rcl matches them, :mod:`mmhpe_ros.runtime.params_file`), ``overrides`` on top."""
+    return {**parameters_for(params, name, namespace), **overrides}
 
 
 def graph_calibration(path: str | Path | None, bag: str | Path | None) -> dict[str, Any]:

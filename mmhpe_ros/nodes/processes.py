@@ -1,7 +1,7 @@
 """The graph as one process per node, as `ros2 launch` runs it: `mmhpe-ros run --processes`.
 
-Each node is ``python -m <its module> --ros-args --params-file <file> -p name:=value ...``: the
-same parameter file and the same overrides as the composed graph
+Each node is ``python -m <its module> --ros-args -p name:=value ...`` with every value the composed
+graph gives it: the parameter file's and the overrides
 (:func:`~mmhpe_ros.nodes.graph.graph_overrides`), which rcl applies as the composed graph's
 :func:`~mmhpe_ros.nodes.graph.node_parameters` does. Separate processes do not share Python's
 GIL, so on several cores the graph keeps up where one process cannot (docs/nodes.md, Measured).
@@ -24,20 +24,25 @@ STARTUP_TIMEOUT_S = 60.0  # for every node to be up (each imports rclpy, the mod
 STOP_TIMEOUT_S = 5.0  # after SIGINT, before SIGKILL
 
 
-def node_command(name: str, params_path: str | Path, overrides: dict[str, Any],
-                 log_level: str = "info") -> list[str]:
-    """The command line that runs node ``name`` with ``params_path`` and ``overrides``."""
-    command = [sys.executable, "-m", NODES[name].module, "--ros-args", "--params-file", str(params_path),
-               "--log-level", log_level]
-    for key, value in overrides.items():
+def node_command(name: str, values: dict[str, Any], log_level: str = "info") -> list[str]:
+    """The command line that runs node ``name`` with the parameter ``values`` (all of them:
+    :func:`~mmhpe_ros.nodes.graph.node_parameters`)."""
+    command = [sys.executable, "-m", NODES[name].module, "--ros-args", "--log-level", log_level]
+    for key, value in values.items():
         command += ["-p", f"{key}:={json.dumps(value)}"]  # JSON is YAML, as rcl parses -p values
     return command
 
 
 def graph_commands(params_path: str | Path, overrides: dict[str, dict[str, Any]],
                    log_level: str = "warn") -> dict[str, list[str]]:
-    """node name -> command line, for each node of ``graph_overrides()``."""
-    return {name: node_command(name, params_path, values, log_level) for name, values in overrides.items()}
+    """node name -> command line, for each node of ``graph_overrides()``: the values of the
+    parameter file at ``params_path`` for it, with its overrides on top."""
+    from mmhpe_ros.nodes.graph import node_parameters
+    from mmhpe_ros.runtime.params_file import load_parameter_file
+
+    params = load_parameter_file(params_path)
+    return {name: node_command(name, node_parameters(params, name, values), log_level)
+            for name, values in overrides.items()}
 
 
 class GraphProcesses:
