@@ -38,13 +38,13 @@ class FoxgloveBridge(Node):
             raise ValueError(f"the Foxglove live view needs foxglove-sdk: {INSTALL_HINT}") from None
 
         from mmhpe_ros.nodes.rig_parameters import declare_calibration
-        from mmhpe_ros.viz.frames import FrameTransforms
+        from mmhpe_ros.viz.frames import frames_of
 
         super().__init__(NODE_NAME, **kwargs)
         host = self._declare("host", DEFAULT_HOST, "address to serve on (0.0.0.0: every interface)")
         port = self._declare("port", DEFAULT_PORT, "WebSocket port (0: any free one; the log line names it)")
         calibration = declare_calibration(self)  # the rig's extrinsics, served on /tf_static
-        transforms = FrameTransforms(calibration.base_frame, {f: t.matrix for f, t in calibration.extrinsics.items()})
+        transforms = frames_of(calibration)
         self._foxglove = foxglove.Context()  # Node.context is rclpy's
         try:
             self.server = foxglove.start_server(name="mmhpe_ros", host=host, port=port, context=self._foxglove)

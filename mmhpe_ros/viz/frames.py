@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -70,4 +70,9 @@ def read_calibration(path: str | Path) -> FrameTransforms:
     calibration = load_calibration(path)
     if not calibration.extrinsics:
         raise ValueError(f"{path}: no 'extrinsics' under '/**: ros__parameters:'")
+    return frames_of(calibration)
+
+
+def frames_of(calibration: Any) -> FrameTransforms:
+    """The sensor poses of a :class:`~mmhpe_ros.geometry.calibration.Calibration`."""
     return FrameTransforms(calibration.base_frame, {f: t.matrix for f, t in calibration.extrinsics.items()})

@@ -48,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
 def _stored(source: Path) -> Any:
     """The sensor poses of the calibration a bag stores (None: none stored, or not a bag)."""
     from mmhpe_ros.data.bags import bag_calibration
-    from mmhpe_ros.viz.frames import FrameTransforms
+    from mmhpe_ros.viz.frames import frames_of
 
     if source.suffix == ".npz" or (source.is_dir() and (source / "predictions.npz").exists()):
         return None
     calibration = bag_calibration(source)
     if calibration is None:
         return None
-    return FrameTransforms(calibration.base_frame, {f: t.matrix for f, t in calibration.extrinsics.items()})
+    return frames_of(calibration)
 
 
 def _run(args: argparse.Namespace) -> int:
