@@ -234,3 +234,35 @@ def test_mmhpe_ros_run_refuses_an_unknown_executor_before_starting_anything(mode
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (f"mmhpe-ros run: error: unknown executor 'bogus' (from {EXECUTOR_ENV}); "
                                    "choose one of events, single")
+
+
+# A node whose callback raises, after shutting rclpy down (what a stop signal does under a take that
+# then fails) or while rclpy still runs (a real failure).
+RAISING_NODE = """
+import sys
+import rclpy
+from rclpy.node import Node
+from mmhpe_ros.nodes.spin import spin_node
+
+class Raising(Node):
+    def __init__(self):
+        super().__init__("raising_node")
+        self.create_timer(0.05, self.fail)
+
+    def fail(self):
+        if sys.argv[1] == "after_shutdown":
+            rclpy.shutdown()
+        raise RuntimeError("Unable to convert call argument '0' to Python object")
+
+spin_node(Raising)
+"""
+
+
+@pytest.mark.parametrize("when, code", [("after_shutdown", 0), ("running", 1)])
+def test_an_error_after_shutdown_is_a_clean_stop_and_one_while_running_a_failure(when, code):
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    env = dict(os.environ, ROS_DOMAIN_ID=ROS_DOMAIN_ID)
+    done = subprocess.run([sys.executable, "-c", RAISING_NODE, when], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == code, done.stderr[-2000:]
+    assert ("Traceback" in done.stderr) == (code == 1), done.stderr[-2000:]

@@ -98,8 +98,12 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *, e
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:  # noqa: BLE001 - reported, then the clean-up still runs
-            traceback.print_exc()
-            code = 1
+            # A stop signal shuts the context down under a message being taken: rclpy's take then
+            # raises (e.g. RuntimeError "Unable to convert call argument") instead of
+            # ExternalShutdownException. After a shutdown that is a clean stop, not a failure.
+            if rclpy.ok():
+                traceback.print_exc()
+                code = 1
         with bounded_cleanup():
             if node is not None:
                 node.destroy_node()
