@@ -16,7 +16,7 @@ ERROR diagnostic naming the frames. Never a silent identity.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -88,9 +88,7 @@ def search_region(values: dict[str, Any]) -> SearchRegion:
 
 def lidar_settings(region: SearchRegion) -> LidarSettings:
     """The LiDAR localiser's settings with ``region`` (the rest at their defaults)."""
-    values = {f.name: getattr(LidarSettings(), f.name) for f in fields(LidarSettings)}
-    values["region"] = region
-    return LidarSettings(**values)
+    return replace(LidarSettings(), region=region)
 
 
 class SensorTransforms:
